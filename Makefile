@@ -1,0 +1,39 @@
+# Quick start: `make run` (a research run on the offline brain) and `make test`.
+# Both set up what is missing first: Debian packages, then .venv with torch (CPU build) and the package.
+SHELL := /bin/bash
+PY := .venv/bin/python
+APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended \
+	texlive-bibtex-extra latexmk chktex bubblewrap poppler-utils chromium chromium-driver
+TORCH := torch==2.13.0
+
+.PHONY: setup apt venv run test lint bench clean
+
+setup: apt venv
+
+apt:
+	@bash scripts/apt-setup.sh $(APT_PACKAGES)
+
+venv: .venv/.installed
+
+.venv/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+run: setup
+	.venv/bin/ai-scientist run --template 2d_diffusion --num-ideas 2 --scale smoke
+
+test: setup
+	.venv/bin/ruff check agent tests bench
+	$(PY) -m pytest -q
+
+lint: venv
+	.venv/bin/ruff check agent tests bench
+
+bench: setup
+	$(PY) bench/all.py
+
+clean:
+	rm -rf experiments/* archive/* .pytest_cache

@@ -1,0 +1,49 @@
+"""The `ai-scientist` console entry point. Each command group lives in `agent/commands/`."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agent.commands import archive_cmd, doctor, review_cmd, run_cmd, sandbox_cmd, template_cmd
+from agent.errors import UserError
+
+app = typer.Typer(
+    name="ai-scientist",
+    help="Unattended ML research: ideas -> sandboxed experiments -> LaTeX paper -> review -> archive.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(template_cmd.app, name="template", help="List, check and scaffold research templates.")
+app.add_typer(sandbox_cmd.app, name="sandbox", help="Run a command in the bubblewrap sandbox.")
+app.add_typer(archive_cmd.app, name="archive", help="Browse the knowledge archive.")
+doctor.register(app)
+run_cmd.register(app)
+review_cmd.register(app)
+
+
+def main() -> None:
+    """Run the CLI; a `UserError` becomes one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()
