@@ -1,7 +1,162 @@
-"""Placeholder until these commands land."""
+"""`ai-scientist review PATH` and `ai-scientist review-bench --data DIR`."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
 
 import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from agent import review_bench
+from agent.brain import Brain, Review
+from agent.errors import UserError
+from agent.llm import make_brain
+from agent.llm.ledger import Ledger
+from agent.reviewing import ReviewOutcome, paper_text, review_paper
+
+console = Console()
+err_console = Console(stderr=True)
+
+MODEL_HELP = "'offline' (default) or a model name of the endpoint"
+
+
+def _brain(model: str | None, base_url: str | None, budget_usd: float | None, ledger: Path) -> Brain:
+    return make_brain(model, base_url, budget_usd=budget_usd, ledger_path=ledger)
+
+
+def _cost(brain: Brain, ledger: Path) -> dict | None:
+    return Ledger(ledger).summary() if brain.info.kind == "llm" else None
+
+
+def review(
+    path: Path = typer.Argument(..., help="The paper: .pdf, .tex, .txt or .md"),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL"),
+    reviewers: int = typer.Option(3, help="Reviews in the ensemble, before the meta-review"),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", help="Hard cap on LLM spend"),
+    as_json: bool = typer.Option(False, "--json", help="Print the reviews and meta-review as JSON"),
+) -> None:
+    """Review a paper in the NeurIPS form: an ensemble of reviews and a meta-review."""
+    text = paper_text(path)
+    with tempfile.TemporaryDirectory(prefix="ai-scientist-review-") as tmp:
+        ledger = Path(tmp) / "usage.jsonl"
+        brain = _brain(model, base_url, budget_usd, ledger)
+        with err_console.status(f"{reviewers} review(s) + meta-review by the {brain.info.label}"):
+            outcome = review_paper(brain, text, reviewers)
+        cost = _cost(brain, ledger)
+    if as_json:
+        print(json.dumps({**outcome.model_dump(), "brain": brain.info.label, "cost": cost}, indent=2))
+        return
+    console.print(render_outcome(outcome, brain.info.label))
+    if cost:
+        console.print(f"Cost ${cost['cost_usd']:.4f}: {cost['calls']} calls, "
+                      f"{cost['prompt_tokens']} prompt + {cost['completion_tokens']} completion tokens")
+
+
+def render_outcome(outcome: ReviewOutcome, label: str) -> Group:
+    """The meta-review in full, then each reviewer's scores."""
+    m = outcome.meta
+    colour = "green" if m.decision == "Accept" else "red"
+    scores = Table(show_header=True, box=None)
+    for col in ("", "Overall", "Conf.", "Orig.", "Qual.", "Clar.", "Sign.", "Sound.", "Pres.", "Contr.", "Decision"):
+        scores.add_column(col, justify="right" if col and col != "Decision" else "left")
+    for name, r in [("meta", m), *((f"reviewer {i + 1}", r) for i, r in enumerate(outcome.reviews))]:
+        scores.add_row(name, *(str(x) for x in _score_row(r)), r.decision)
+    body = [
+        f"[bold {colour}]{m.decision}[/], Overall {m.overall}/10, confidence {m.confidence}/5 ({label})",
+        "", m.summary, "",
+        _bullets("Strengths", m.strengths), _bullets("Weaknesses", m.weaknesses),
+        _bullets("Questions", m.questions), _bullets("Limitations", m.limitations),
+        f"Ethical concerns: {'yes' if m.ethical_concerns else 'none'}", "", scores,
+    ]
+    return Group(Panel(Group(*body), title="Meta-review"))
+
+
+def _score_row(r: Review) -> list[int]:
+    return [r.overall, r.confidence, r.originality, r.quality, r.clarity, r.significance, r.soundness,
+            r.presentation, r.contribution]
+
+
+def _bullets(title: str, items: list[str]) -> str:
+    return f"[bold]{title}[/]\n" + ("\n".join(f"  - {x}" for x in items) if items else "  (none)") + "\n"
+
+
+def review_bench_cmd(
+    data: Path | None = typer.Option(None, help="Folder with ratings.tsv and papers/ "
+                                     "(default ../shared/review_bench/iclr2022)"),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL"),
+    limit: int | None = typer.Option(None, help="Review a stratified, seeded sample of N papers"),
+    reviewers: int | None = typer.Option(
+        None, help="Reviews per paper before the meta-review (default: 1 for the offline brain, "
+                   "which is deterministic so more would repeat it; 5 for an LLM, as published)"),
+    seed: int = typer.Option(0, help="Seed of the sample and the bootstrap"),
+    parallel: int | None = typer.Option(None, help="Papers reviewed at once (default: 8 for an LLM, "
+                                        "the CPU count for the offline brain)"),
+    resamples: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs"),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", help="Hard cap on LLM spend"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+) -> None:
+    """Measure the reviewer against human accept/reject decisions, with bootstrap CIs."""
+    data = data or review_bench.default_data_dir()
+    if not data.exists():
+        raise UserError(f"{data}: no such folder; pass --data DIR (the layout of ../shared/review_bench/)")
+    with tempfile.TemporaryDirectory(prefix="ai-scientist-bench-") as tmp:
+        ledger = Path(tmp) / "usage.jsonl"
+        brain = _brain(model, base_url, budget_usd, ledger)
+        llm = brain.info.kind == "llm"
+        k = reviewers if reviewers is not None else (5 if llm else 1)
+        workers = parallel or (8 if llm else os.cpu_count() or 1)
+        report = _bench_with_progress(brain, data, limit, k, seed, workers, resamples, ledger)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        console.print(review_bench.render(report))
+
+
+def _bench_with_progress(brain: Brain, data: Path, limit: int | None, reviewers: int, seed: int,
+                         workers: int, resamples: int, ledger: Path) -> review_bench.BenchReport:
+    progress = Progress(
+        TextColumn("[bold]reviewing[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
+    )
+    state = {"task": None, "accepted": 0, "failed": 0}
+    lock = threading.Lock()  # reviews finish on worker threads
+
+    def on_start(n: int) -> None:
+        state["task"] = progress.add_task("reviewing", total=n, info="")
+
+    def on_done(p: review_bench.Prediction) -> None:
+        with lock:
+            state["accepted"] += bool(p.predicted)
+            state["failed"] += p.error is not None
+            info = f"predicted accept {state['accepted']}"
+            if state["failed"]:
+                info += f", failed {state['failed']}"
+            progress.update(state["task"], advance=1, info=info)
+
+    with progress:
+        return review_bench.bench(
+            brain, data, limit=limit, reviewers=reviewers, seed=seed, workers=workers, resamples=resamples,
+            on_start=on_start, on_done=on_done, cost=lambda: _cost(brain, ledger),
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    """Add `review` and `review-bench` to the top-level app."""
+    app.command("review")(review)
+    app.command("review-bench")(review_bench_cmd)

@@ -1,7 +1,104 @@
-"""Placeholder until these commands land."""
+"""`ai-scientist run`, `resume` and `status`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import typer
+from rich.console import Console
+
+from agent import runner
+from agent.archive import Archive
+from agent.config import load_settings
+from agent.errors import ConfigError
+from agent.progress import read_status, render
+from agent.state import Outcome
+from agent.templates import list_templates
+
+console = Console()
+
+
+def run(
+    template: str = typer.Option(..., "--template", "-t", help="Template name, comma-separated names, or 'all'"),
+    num_ideas: int | None = typer.Option(None, "--num-ideas", "-n", help="Ideas per generation (default 2)"),
+    model: str | None = typer.Option(None, help="'offline' (default) or a model name of the endpoint"),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL"),
+    scale: str | None = typer.Option(None, help="smoke (CPU, minutes) or full (GPU scale)"),
+    parallel: int | None = typer.Option(None, help="Ideas worked on at once"),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", help="Hard cap on LLM spend"),
+    archive: Path | None = typer.Option(None, help="Archive folder (default ./archive)"),
+    executor: str | None = typer.Option(None, help="local or ray"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address"),
+    max_runs: int | None = typer.Option(None, "--max-runs", help="Experiment runs per idea (default 5)"),
+    max_fixes: int | None = typer.Option(None, "--max-fixes", help="Fix attempts per failed run (default 4)"),
+    reviewers: int | None = typer.Option(None, help="Reviews in the ensemble (default 3)"),
+    improve: bool | None = typer.Option(None, "--improve/--no-improve", help="Revise from the review"),
+    generations: int | None = typer.Option(None, help="Ideate->archive loops (default 1)"),
+    literature: str | None = typer.Option(None, help="auto, online or offline"),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
+                                           help="DANGER: run LLM-written code without bubblewrap"),
+    config: Path | None = typer.Option(None, help="Settings file (default ./ai-scientist.toml)"),
+) -> None:
+    """Run the research pipeline on one or more templates."""
+    names = list_templates() if template == "all" else [t.strip() for t in template.split(",") if t.strip()]
+    if not names:
+        raise ConfigError("no templates to run")
+    flags = dict(num_ideas=num_ideas, model=model, base_url=base_url, scale=scale, parallel=parallel,
+                 budget_usd=budget_usd, archive=archive, executor=executor, ray_address=ray_address,
+                 max_runs=max_runs, max_fixes=max_fixes, reviewers=reviewers, improve=improve,
+                 generations=generations, literature=literature, unsafe_no_sandbox=unsafe_no_sandbox or None)
+    for name in names:
+        settings = load_settings({**flags, "template": name}, config)
+        started = time.time()
+        console.print(f"[bold]ai-scientist[/] {name}: {settings.num_ideas} ideas, scale {settings.scale}, "
+                      f"brain {'offline' if settings.offline else settings.model}")
+        run_id, outcomes = runner.start(settings, console)
+        report(run_id, outcomes, Archive(settings.archive), time.time() - started)
+
+
+def resume(
+    run_id: str = typer.Argument(..., help="The run to continue (see `ai-scientist status`)"),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", help="A new (higher) spend cap"),
+    parallel: int | None = typer.Option(None, help="Ideas worked on at once"),
+    experiments: Path = typer.Option(Path("experiments"), help="Folder holding the runs"),
+) -> None:
+    """Continue a run after a crash, Ctrl-C, kill -9 or a spent budget."""
+    started = time.time()
+    settings, outcomes = runner.resume(experiments, run_id, {"budget_usd": budget_usd, "parallel": parallel}, console)
+    report(run_id, outcomes, Archive(settings.archive), time.time() - started)
+
+
+def status(
+    run_id: str | None = typer.Argument(None, help="Run id (default: the latest run)"),
+    experiments: Path = typer.Option(Path("experiments"), help="Folder holding the runs"),
+) -> None:
+    """Show a run's progress (works from another terminal while it runs)."""
+    run_id = run_id or runner.latest_run(experiments)
+    if run_id is None:
+        raise ConfigError(f"no runs in {experiments}/ yet: start one with `ai-scientist run --template NAME`")
+    data = read_status(runner.find_run(experiments, run_id))
+    if data is None:
+        console.print(f"run {run_id} has not reported progress yet")
+        return
+    console.print(render(data))
+
+
+def report(run_id: str, outcomes: list[Outcome], archive: Archive, seconds: float) -> None:
+    """The morning summary: each idea's end, with the PDF path and score of each paper."""
+    papers = [o for o in outcomes if o["status"] == "archived"]
+    console.print(f"\nrun {run_id}: {len(papers)} paper(s) in {seconds / 60:.1f} min")
+    for o in outcomes:
+        if o["status"] == "archived" and o["paper_id"]:
+            pdf = archive.root / o["paper_id"] / "paper.pdf"
+            console.print(f"  [green]✓[/] {o['idea']}: score {o['score']}/10 — {pdf}", highlight=False)
+        else:
+            console.print(f"  [yellow]✗[/] {o['idea']}: {o['status']} at {o['stage']}: {o['reason'][:150]}",
+                          highlight=False)
+    console.print(f"browse: {archive.root / 'index.html'}  (or `ai-scientist archive serve`)")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    app.command()(run)
+    app.command()(resume)
+    app.command()(status)

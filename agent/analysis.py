@@ -1,0 +1,470 @@
+"""Statistics of one idea's runs against its baseline: everything a paper may claim.
+
+`analyze()` turns the baseline (`run_0/final_info.json`) and the idea's runs into an
+`Analysis`. For every ok run, dataset and metric it gives the mean, standard error, 95 %
+confidence interval (t distribution), the change against the baseline (absolute and
+relative), a Welch t-test, Cohen's d and Hedges' g, and a verdict that knows whether the
+metric is minimized or maximized. Per dataset it names the best setting on the primary
+metric, and for the whole idea it says "effect", "null" or "mixed" with plain findings.
+
+`Analysis.model_dump()` is JSON-safe (no NaN: undefined statistics are `None`) and is
+archived in results.json. Papers print numbers only through `fmt()`, the single rounding
+rule shared by the writer and the faithfulness checker.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from scipy import stats
+
+from agent.brain import PlannedRun, RunRecord
+from agent.templates import Knob, Template
+
+ALPHA = 0.05
+CI_LEVEL = 95
+SIG_DIGITS = 3
+
+Verdict = Literal["better", "worse", "no_significant_difference"]
+
+# ---------------------------------------------------------------- the number format
+
+
+def fmt(x: Any, digits: int = SIG_DIGITS, trim: bool = False) -> str:
+    """THE number format of papers: integers as-is; floats to `digits` significant digits,
+    positional for 1e-3 <= |x| < 1e5 and scientific (`1.23e-5`) outside; `n/a` for None.
+    `trim` drops trailing zeros (for set constants such as alpha = 0.05)."""
+    if x is None or isinstance(x, bool):
+        return "n/a" if x is None else str(x).lower()
+    if isinstance(x, int):
+        return str(x)
+    x = float(x)
+    if not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if a < 1e-3 or a >= 1e5:
+        mantissa, exp = f"{x:.{digits - 1}e}".split("e")
+        if trim and "." in mantissa:
+            mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exp)}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(a)))
+    out = f"{x:.{decimals}f}"
+    if trim and "." in out:
+        out = out.rstrip("0").rstrip(".")
+    return "0" if float(out) == 0 else out
+
+
+def fmt_value(v: Any) -> str:
+    """A knob value as papers and legends show it: numbers through `fmt`, text as-is."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return fmt(v, trim=True)
+    return str(v)
+
+
+def numbers_in(text: str) -> list[float]:
+    """Standalone numbers in free text (not digits glued to words such as `S5` or `run_1`)."""
+    return [float(m) for m in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w])", text)]
+
+
+# ---------------------------------------------------------------- statistics of samples
+
+
+class Summary(BaseModel):
+    """Mean of per-seed values with its uncertainty (None where n < 2 makes it undefined)."""
+
+    n: int
+    mean: float
+    std: float | None = None
+    stderr: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+def summarize(values: list[float]) -> Summary:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return Summary(n=n, mean=mean)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    se = std / math.sqrt(n)
+    half = float(stats.t.ppf(1 - (1 - CI_LEVEL / 100) / 2, n - 1)) * se
+    return Summary(n=n, mean=mean, std=std, stderr=se, ci_low=mean - half, ci_high=mean + half)
+
+
+class Comparison(BaseModel):
+    """One run against the baseline on one dataset and metric."""
+
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    run: Summary
+    baseline: Summary
+    delta: float = Field(description="run mean - baseline mean")
+    delta_pct: float | None = Field(description="delta relative to |baseline mean|, in %")
+    t: float | None = None
+    df: float | None = None
+    p_value: float | None = None
+    cohens_d: float | None = None
+    hedges_g: float | None = None
+    verdict: Verdict
+    note: str = ""
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def compare(run: list[float], base: list[float], direction: Literal["minimize", "maximize"],
+            metric: str = "", alpha: float = ALPHA) -> Comparison:
+    """Welch t-test and effect sizes of `run` against `base`, with a direction-aware verdict.
+
+    Zero variance in both groups makes the test undefined: if the means differ the
+    difference is exact on every seed, so the verdict follows its sign (noted); n < 2 in
+    either group leaves the test undefined and the verdict `no_significant_difference`."""
+    rs, bs = summarize(run), summarize(base)
+    delta = rs.mean - bs.mean
+    pct = None if bs.mean == 0 else 100 * delta / abs(bs.mean)
+    sign_better = delta < 0 if direction == "minimize" else delta > 0
+    out = dict(metric=metric, direction=direction, run=rs, baseline=bs, delta=delta, delta_pct=pct)
+    if rs.n < 2 or bs.n < 2:
+        return Comparison(**out, verdict="no_significant_difference",
+                          note="fewer than two seeds: no test possible")
+    pooled = math.sqrt(((rs.n - 1) * rs.std**2 + (bs.n - 1) * bs.std**2) / (rs.n + bs.n - 2))
+    if pooled == 0:
+        if delta == 0:
+            return Comparison(**out, verdict="no_significant_difference", note="identical on every seed")
+        return Comparison(**out, verdict="better" if sign_better else "worse",
+                          note="zero variance in both groups: the difference is exact on every seed")
+    d = delta / pooled
+    g = d * (1 - 3 / (4 * (rs.n + bs.n) - 9))
+    res = stats.ttest_ind(run, base, equal_var=False)
+    p = _finite(res.pvalue)
+    significant = p is not None and p < alpha
+    verdict: Verdict = ("better" if sign_better else "worse") if significant else "no_significant_difference"
+    return Comparison(**out, t=_finite(res.statistic), df=_finite(res.df), p_value=p,
+                      cohens_d=d, hedges_g=g, verdict=verdict)
+
+
+# ---------------------------------------------------------------- which knob values a run used
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text.strip()
+
+
+def constant_value(code: str, name: str) -> tuple[str, Any] | None:
+    """The module-level line `NAME = literal` in `code` and its value, or None."""
+    m = re.search(rf"^{re.escape(name)}\s*(?::[^=\n]+)?=\s*(.+)$", code, re.MULTILINE)
+    if not m:
+        return None
+    line, rhs = m.group(0), m.group(1)
+    try:  # the value's exact extent, so a trailing comment is not part of it
+        node = ast.parse(line.strip()).body[0]
+        value_node = node.value  # type: ignore[attr-defined]
+        rhs = ast.get_source_segment(line.strip(), value_node) or rhs
+    except (SyntaxError, IndexError, AttributeError):
+        rhs = rhs.split("#", 1)[0]
+    return line, _literal(rhs)
+
+
+def parse_flag_value(knob: Knob, text: str) -> Any:
+    """A flag's string as the knob's typed value (matching one of `values` when it can)."""
+    for v in knob.values or []:
+        if str(v) == text or fmt_value(v) == text:
+            return v
+    try:
+        if knob.type == "bool":
+            return text.lower() in ("1", "true", "yes")
+        if knob.type == "int":
+            return int(float(text))
+        if knob.type == "float":
+            return float(text)
+    except ValueError:
+        pass
+    return text
+
+
+def run_settings(template: Template, planned: PlannedRun) -> dict[str, Any]:
+    """Knob name -> value that a planned run sets, read back from its flags and code edits."""
+    out: dict[str, Any] = {}
+    for knob in template.knobs:
+        if knob.flag and knob.flag in planned.args:
+            out[knob.name] = parse_flag_value(knob, planned.args[knob.flag])
+        elif knob.constant:
+            for edit in planned.edits:
+                found = constant_value(edit.replace, knob.constant)
+                if edit.path.endswith("experiment.py") and found:
+                    out[knob.name] = found[1]
+    return out
+
+
+def settings_label(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in settings.items())
+
+
+# ---------------------------------------------------------------- the analysis
+
+
+class KnobInfo(BaseModel):
+    """A knob the runs changed: what it is and which values were tried."""
+
+    name: str
+    description: str
+    type: str
+    via: Literal["flag", "constant"]
+    default: Any
+    candidates: list[Any]
+    tested: list[Any]
+
+
+class RunAnalysis(BaseModel):
+    run: str
+    label: str
+    description: str
+    settings: dict[str, Any]
+    ok: bool
+    error: str | None = None
+    datasets: dict[str, dict[str, Comparison]] = Field(default_factory=dict, description="dataset -> metric ->")
+
+
+class Best(BaseModel):
+    """The best setting on one dataset's primary metric (the baseline may win)."""
+
+    run: str
+    label: str
+    mean: float
+    verdict: Verdict | None = Field(description="its comparison to the baseline; None for the baseline")
+
+
+class MetricInfo(BaseModel):
+    name: str
+    direction: Literal["minimize", "maximize"]
+    primary: bool
+    description: str = ""
+    unit: str = ""
+
+
+class Setup(BaseModel):
+    """The experimental setup a paper describes, so its numbers are archived too."""
+
+    template: str
+    title: str
+    description: str
+    scale: str | None = None
+    scale_description: str = ""
+    timeout_s: int | None = None
+    seeds: list[int] = Field(default_factory=list)
+    datasets: list[str]
+    metrics: list[MetricInfo]
+    quoted_numbers: list[float] = Field(
+        default_factory=list, description="numbers inside the template's own text that a paper may quote")
+
+
+class Analysis(BaseModel):
+    alpha: float = ALPHA
+    ci_level: int = CI_LEVEL
+    primary_metric: str
+    direction: Literal["minimize", "maximize"]
+    n_seeds: int
+    n_runs: int
+    n_ok: int
+    n_datasets: int
+    setup: Setup
+    knobs: list[KnobInfo]
+    baseline_label: str
+    baseline: dict[str, dict[str, Summary]] = Field(description="dataset -> metric -> baseline summary")
+    runs: list[RunAnalysis]
+    best: dict[str, Best] = Field(description="dataset -> best setting on the primary metric")
+    verdict: Literal["effect", "null", "mixed"]
+    findings: list[str]
+
+    def comparisons(self, metric: str | None = None) -> list[tuple[RunAnalysis, str, Comparison]]:
+        """(run, dataset, comparison) for every ok run, on one metric (default: primary)."""
+        metric = metric or self.primary_metric
+        return [(r, ds, by_metric[metric]) for r in self.runs if r.ok
+                for ds, by_metric in r.datasets.items() if metric in by_metric]
+
+
+def _samples(block: dict, metric: str) -> list[float] | None:
+    """Per-seed values of one metric (falling back to the mean alone, n = 1)."""
+    per_seed = (block.get("per_seed") or {}).get(metric)
+    if isinstance(per_seed, list) and per_seed:
+        return [float(v) for v in per_seed]
+    mean = (block.get("means") or {}).get(metric)
+    return [float(mean)] if isinstance(mean, int | float) else None
+
+
+def _setup(template: Template, scale: str | None) -> Setup:
+    profile = template.scale.get(scale) if scale else None
+    texts = [template.title, template.description, profile.description if profile else ""]
+    texts += [m.description for m in template.metrics] + [k.description for k in template.knobs]
+    return Setup(
+        template=template.name, title=template.title, description=template.description, scale=scale,
+        scale_description=profile.description if profile else "",
+        timeout_s=profile.timeout_s if profile else None,
+        seeds=template.seeds_for(scale) if scale else [],
+        datasets=template.datasets_for(scale) if scale else template.datasets,
+        metrics=[MetricInfo(**m.model_dump()) for m in template.metrics],
+        quoted_numbers=sorted({x for t in texts for x in numbers_in(t)}),
+    )
+
+
+def _knob_infos(template: Template, runs: list[RunAnalysis]) -> list[KnobInfo]:
+    out = []
+    for knob in template.knobs:
+        tested = [r.settings[knob.name] for r in runs if knob.name in r.settings]
+        if not tested:
+            continue
+        out.append(KnobInfo(
+            name=knob.name, description=knob.description, type=knob.type,
+            via="flag" if knob.flag else "constant", default=knob.default,
+            candidates=knob.candidates(), tested=list(dict.fromkeys(tested)),
+        ))
+    return out
+
+
+def _best(template: Template, baseline: dict[str, dict[str, Summary]], runs: list[RunAnalysis],
+          baseline_label: str) -> dict[str, Best]:
+    metric, sign = template.primary.name, (1 if template.primary.direction == "minimize" else -1)
+    out = {}
+    for ds, by_metric in baseline.items():
+        if metric not in by_metric:
+            continue
+        best = Best(run="run_0", label=baseline_label, mean=by_metric[metric].mean, verdict=None)
+        for r in runs:
+            c = r.datasets.get(ds, {}).get(metric)
+            if r.ok and c is not None and sign * c.run.mean < sign * best.mean:
+                best = Best(run=r.run, label=r.label, mean=c.run.mean, verdict=c.verdict)
+        out[ds] = best
+    return out
+
+
+def _verdict(a: Analysis) -> Literal["effect", "null", "mixed"]:
+    found = {c.verdict for _, _, c in a.comparisons()} - {"no_significant_difference"}
+    return "null" if not found else ("mixed" if len(found) == 2 else "effect")
+
+
+def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: str | None = None,
+            alpha: float = ALPHA) -> Analysis:
+    """Compare every ok run with the baseline on every dataset and metric."""
+    datasets = [d for d in template.datasets if d in baseline] or list(baseline)
+    base_samples = {ds: {m.name: s for m in template.metrics if (s := _samples(baseline[ds], m.name))}
+                    for ds in datasets}
+    base = {ds: {m: summarize(s) for m, s in by_m.items()} for ds, by_m in base_samples.items()}
+    analysed: list[RunAnalysis] = []
+    for rec in runs:
+        settings = run_settings(template, rec.planned)
+        ok = rec.ok and isinstance(rec.results, dict)
+        ra = RunAnalysis(run=rec.name, label=settings_label(settings) or rec.name,
+                         description=rec.planned.description, settings=settings, ok=ok,
+                         error=None if ok else (rec.error or "no results"))
+        for ds in datasets if ok else []:
+            block = rec.results.get(ds)  # type: ignore[union-attr]
+            if not isinstance(block, dict):
+                continue
+            for m in template.metrics:
+                s = _samples(block, m.name)
+                if s and m.name in base_samples[ds]:
+                    ra.datasets.setdefault(ds, {})[m.name] = compare(
+                        s, base_samples[ds][m.name], m.direction, m.name, alpha)
+        analysed.append(ra)
+    knobs = _knob_infos(template, analysed)
+    baseline_label = "Baseline" + (f" ({settings_label({k.name: k.default for k in knobs})})" if knobs else "")
+    n_seeds = max((s.n for by_m in base.values() for s in by_m.values()), default=0)
+    a = Analysis(
+        alpha=alpha, primary_metric=template.primary.name, direction=template.primary.direction,
+        n_seeds=n_seeds, n_runs=len(runs), n_ok=sum(r.ok for r in analysed), n_datasets=len(datasets),
+        setup=_setup(template, scale), knobs=knobs, baseline_label=baseline_label, baseline=base,
+        runs=analysed, best=_best(template, base, analysed, baseline_label), verdict="null", findings=[],
+    )
+    a.verdict = _verdict(a)
+    a.findings = findings(a)
+    return a
+
+
+# ---------------------------------------------------------------- plain-English findings
+
+
+def describe(c: Comparison, alpha: float = ALPHA) -> str:
+    """`0.512 vs 0.534 (-4.12%, p = 0.0120, g = -1.30)`: a comparison in one clause."""
+    parts = [f"{fmt(c.delta_pct)}%" if c.delta_pct is not None else f"delta {fmt(c.delta)}"]
+    if c.p_value is not None:
+        parts.append(f"p = {fmt(c.p_value)}")
+    if c.hedges_g is not None:
+        parts.append(f"g = {fmt(c.hedges_g)}")
+    return f"{fmt(c.run.mean)} vs {fmt(c.baseline.mean)} ({', '.join(parts)})"
+
+
+def _dataset_finding(a: Analysis, ds: str) -> str:
+    comps = [(r, c) for r, d, c in a.comparisons() if d == ds]
+    if not comps:
+        return f"On {ds}, no run produced results to compare."
+    sig = [(r, c) for r, c in comps if c.verdict != "no_significant_difference"]
+    best = a.best.get(ds)
+    if not sig:
+        r, c = min(comps, key=lambda rc: 2.0 if rc[1].p_value is None else rc[1].p_value)
+        return (f"On {ds}, no setting changed {a.primary_metric} significantly at alpha = {fmt(a.alpha, trim=True)}; "
+                f"the closest was {r.label}: {describe(c)}.")
+    better = [r.label for r, c in sig if c.verdict == "better"]
+    worse = [r.label for r, c in sig if c.verdict == "worse"]
+    text = f"On {ds}, "
+    if better:
+        text += f"{'; '.join(better)} improved {a.primary_metric}"
+    if worse:
+        text += (" and " if better else "") + f"{'; '.join(worse)} made {a.primary_metric} worse"
+    if best and best.run != "run_0":
+        c = next(c for r, c in comps if r.run == best.run)
+        text += f"; the best setting was {best.label}: {describe(c)}"
+    else:
+        text += "; the baseline remained the best setting"
+    return text + "."
+
+
+def _secondary_findings(a: Analysis) -> list[str]:
+    out = []
+    for m in a.setup.metrics:
+        if m.primary:
+            continue
+        sig = [(r, ds, c) for r, ds, c in a.comparisons(m.name) if c.verdict != "no_significant_difference"]
+        if sig:
+            r, ds, c = min(sig, key=lambda x: x[2].p_value if x[2].p_value is not None else 0.0)
+            out.append(f"{m.name} changed significantly in {len(sig)} of {len(a.comparisons(m.name))} "
+                       f"comparisons; e.g. {r.label} on {ds} was {c.verdict}: {describe(c)}.")
+    return out
+
+
+def failure_kind(error: str | None) -> str:
+    """Why a run failed, in words without numbers (error tails are logged, not quoted)."""
+    text = (error or "").lower()
+    if "timeout" in text or "timed out" in text:
+        return "timed out"
+    if "refused" in text or "search text" in text:
+        return "its code edit could not be applied"
+    if "memory" in text or "killed" in text:
+        return "ran out of memory or was killed"
+    return "crashed" if text else "produced no results"
+
+
+def findings(a: Analysis) -> list[str]:
+    """Short statements of what the numbers say, for results.json and the paper."""
+    out = [_dataset_finding(a, ds) for ds in a.baseline]
+    out += _secondary_findings(a)
+    failed = [r for r in a.runs if not r.ok]
+    if failed:
+        out.append(f"{len(failed)} of {a.n_runs} runs failed and are excluded: "
+                   + "; ".join(f"{r.label} ({failure_kind(r.error)})" for r in failed) + ".")
+    summary = {"null": f"Overall, no tested setting changed {a.primary_metric} beyond seed-to-seed noise.",
+               "effect": f"Overall, the tested knobs have a consistent effect on {a.primary_metric}.",
+               "mixed": f"Overall, the effect on {a.primary_metric} depends on the setting or dataset: "
+                        "some changes help and others hurt."}
+    return [summary[a.verdict], *out]

@@ -1,0 +1,66 @@
+"""`template check`: validate a template, run its smoke baseline and `plot.py` in the
+sandbox, and check both outputs against the contract."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from agent.errors import TemplateError
+from agent.executors import Executor, LocalExecutor
+from agent.nodes.baseline import experiment_cmd, limits_for
+from agent.sandbox import Limits, python_executable
+from agent.templates import Template, check_final_info, load_template
+
+
+class CheckReport(BaseModel):
+    template: str
+    scale: str
+    experiment_s: float
+    plot_s: float
+    figures: list[str]
+    primary: dict[str, float]  # dataset -> primary metric mean
+
+
+def check_template(name: str, scale: str = "smoke", executor: Executor | None = None,
+                   keep: Path | None = None) -> CheckReport:
+    """Raise `TemplateError` on the first problem; return timings and outputs otherwise."""
+    tpl = load_template(name)
+    executor = executor or LocalExecutor()
+    with tempfile.TemporaryDirectory(prefix=f"check-{tpl.name}-") as tmp:
+        work = Path(tmp) / tpl.name
+        shutil.copytree(tpl.path, work, ignore=shutil.ignore_patterns("__pycache__", "run_*"))
+        exp_s = _run(executor, tpl, work, experiment_cmd(tpl, scale, "run_0"), limits_for(tpl, scale), "experiment.py")
+        info_file = work / "run_0" / "final_info.json"
+        if not info_file.is_file():
+            raise TemplateError(str(tpl.path / "experiment.py"), "output", "wrote no run_0/final_info.json")
+        try:
+            info = json.loads(info_file.read_text())
+        except ValueError as e:
+            raise TemplateError("run_0/final_info.json", "json", str(e)) from None
+        check_final_info(info, tpl, scale, "run_0/final_info.json")
+        (work / "labels.json").write_text(json.dumps({"run_0": "Baseline"}))
+        plot_cmd = [python_executable(), "plot.py", "--labels", "labels.json", "--out_dir", "figures"]
+        plot_s = _run(executor, tpl, work, plot_cmd, Limits(timeout_s=180), "plot.py")
+        figures = sorted(p.name for p in (work / "figures").glob("*.png"))
+        if not figures:
+            raise TemplateError(str(tpl.path / "plot.py"), "output", "wrote no PNG into --out_dir")
+        if keep is not None:
+            shutil.copytree(work, keep, dirs_exist_ok=True)
+    primary = tpl.primary.name
+    return CheckReport(template=tpl.name, scale=scale, experiment_s=exp_s, plot_s=plot_s, figures=figures,
+                       primary={ds: block["means"][primary] for ds, block in info.items()})
+
+
+def _run(executor: Executor, tpl: Template, work: Path, cmd: list[str], limits: Limits, what: str) -> float:
+    started = time.time()
+    result = executor.run(cmd, work, limits, log_name=what.replace(".py", ""))
+    if not result.ok:
+        why = "timed out" if result.timed_out else f"failed ({result.killed_for or f'exit {result.exit_code}'})"
+        raise TemplateError(str(tpl.path / what), "run", f"{why}: {result.error_tail(5)}")
+    return round(time.time() - started, 2)

@@ -1,0 +1,77 @@
+// Sorting and filtering for the archive's paper tables. Vanilla JS, works from file://.
+(function () {
+  "use strict";
+
+  function setup(table) {
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var state = { key: "score", dir: -1 }; // rows arrive ranked by score, best first
+
+    function value(row, key) {
+      if (key === "score") {
+        var s = parseFloat(row.dataset.score);
+        return isNaN(s) ? -Infinity : s;
+      }
+      return row.dataset.date || "";
+    }
+
+    function renumber() {
+      var n = 0;
+      rows.forEach(function (r) {
+        if (!r.hidden) { n += 1; r.querySelector(".rank").textContent = String(n); }
+      });
+      var shown = document.getElementById("shown");
+      if (shown && table.id === "papers") shown.textContent = n + " of " + rows.length + " shown";
+    }
+
+    function sortBy(key) {
+      state.dir = state.key === key ? -state.dir : -1; // first click: highest score / newest first
+      state.key = key;
+      rows.sort(function (a, b) {
+        var x = value(a, key), y = value(b, key);
+        var c = x < y ? -1 : x > y ? 1 : 0;
+        if (c === 0) c = a.dataset.date < b.dataset.date ? -1 : a.dataset.date > b.dataset.date ? 1 : 0;
+        return c * state.dir;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+      table.querySelectorAll("th").forEach(function (th) { th.removeAttribute("aria-sort"); });
+      var th = table.querySelector('button.sort[data-key="' + key + '"]').parentNode;
+      th.setAttribute("aria-sort", state.dir < 0 ? "descending" : "ascending");
+      renumber();
+    }
+
+    table.querySelectorAll("button.sort").forEach(function (b) {
+      b.addEventListener("click", function () { sortBy(b.dataset.key); });
+    });
+    return { rows: rows, renumber: renumber };
+  }
+
+  function field(id) { var el = document.getElementById(id); return el ? el.value : ""; }
+
+  var main = document.getElementById("papers");
+  var tables = Array.prototype.slice.call(document.querySelectorAll("table.papers"))
+    .filter(function (t) { return t.querySelector("button.sort"); })
+    .map(setup);
+  if (!main) return;
+  var list = tables[0];
+
+  function applyFilters() {
+    var template = field("f-template"), decision = field("f-decision");
+    var from = field("f-from"), to = field("f-to"), q = field("f-q").trim().toLowerCase();
+    list.rows.forEach(function (r) {
+      var day = (r.dataset.date || "").slice(0, 10);
+      r.hidden = Boolean(
+        (template && r.dataset.template !== template) ||
+        (decision && r.dataset.decision !== decision) ||
+        (from && day < from) || (to && day > to) ||
+        (q && r.dataset.search.indexOf(q) < 0)
+      );
+    });
+    list.renumber();
+  }
+
+  ["f-template", "f-decision", "f-from", "f-to", "f-q"].forEach(function (id) {
+    var el = document.getElementById(id);
+    if (el) { el.addEventListener("input", applyFilters); el.addEventListener("change", applyFilters); }
+  });
+})();
