@@ -93,7 +93,8 @@ def summarize(values: list[float]) -> Summary:
     mean = sum(values) / n
     if n < 2:
         return Summary(n=n, mean=mean)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    # identical values have exactly zero spread (summing floats would leave a residue)
+    std = 0.0 if min(values) == max(values) else math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     se = std / math.sqrt(n)
     half = float(stats.t.ppf(1 - (1 - CI_LEVEL / 100) / 2, n - 1)) * se
     return Summary(n=n, mean=mean, std=std, stderr=se, ci_low=mean - half, ci_high=mean + half)
@@ -285,7 +286,9 @@ class Analysis(BaseModel):
     baseline: dict[str, dict[str, Summary]] = Field(description="dataset -> metric -> baseline summary")
     runs: list[RunAnalysis]
     best: dict[str, Best] = Field(description="dataset -> best setting on the primary metric")
-    verdict: Literal["effect", "null", "mixed"]
+    verdict: Literal["effect", "null", "mixed", "inconclusive"] = Field(
+        description="effect: significant primary comparisons all agree in direction; mixed: they "
+                    "disagree; null: none is significant; inconclusive: no run produced results")
     findings: list[str]
 
     def comparisons(self, metric: str | None = None) -> list[tuple[RunAnalysis, str, Comparison]]:
@@ -349,7 +352,9 @@ def _best(template: Template, baseline: dict[str, dict[str, Summary]], runs: lis
     return out
 
 
-def _verdict(a: Analysis) -> Literal["effect", "null", "mixed"]:
+def _verdict(a: Analysis) -> Literal["effect", "null", "mixed", "inconclusive"]:
+    if not a.comparisons():
+        return "inconclusive"
     found = {c.verdict for _, _, c in a.comparisons()} - {"no_significant_difference"}
     return "null" if not found else ("mixed" if len(found) == 2 else "effect")
 
@@ -466,5 +471,6 @@ def findings(a: Analysis) -> list[str]:
     summary = {"null": f"Overall, no tested setting changed {a.primary_metric} beyond seed-to-seed noise.",
                "effect": f"Overall, the tested knobs have a consistent effect on {a.primary_metric}.",
                "mixed": f"Overall, the effect on {a.primary_metric} depends on the setting or dataset: "
-                        "some changes help and others hurt."}
+                        "some changes help and others hurt.",
+               "inconclusive": "No run produced results, so the idea is untested."}
     return [summary[a.verdict], *out]

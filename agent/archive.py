@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent import archive_index as ix
 from agent.archive_fs import append_line, copy_synced, file_lock, fsync_dir, write_synced
-from agent.archive_index import IndexRow, Outcome
+from agent.archive_index import IndexRow, OutcomeRow
 from agent.brain import ArchivedIdea
 from agent.errors import UserError
 
@@ -408,8 +408,8 @@ class Archive:
 
     def _archived_outcome(
         self, entry: PaperEntry, idea_name: str, paper_id: str, when: datetime | None
-    ) -> Outcome:
-        return Outcome(
+    ) -> OutcomeRow:
+        return OutcomeRow(
             run_id=entry.run_id,
             template=entry.template,
             idea_name=idea_name,
@@ -434,7 +434,7 @@ class Archive:
         render: bool = True,
     ) -> None:
         """Record how one idea ended (archived, or stopped at `stage` because `reason`)."""
-        outcome = Outcome(
+        outcome = OutcomeRow(
             run_id=run_id,
             template=template,
             idea_name=idea_name,
@@ -508,12 +508,12 @@ class Archive:
             for r in self.list(template=template, sort="date")
         ]
 
-    def outcomes(self, run_id: str | None = None) -> list[Outcome]:
+    def outcomes(self, run_id: str | None = None) -> list[OutcomeRow]:
         """Idea end states, newest first (one run's, or all)."""
         where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
         with self._db() as db:
             recs = db.execute(f"SELECT * FROM outcomes {where} ORDER BY recorded_at DESC, idea_name", params)
-            return [Outcome.model_validate(dict(r)) for r in recs]
+            return [OutcomeRow.model_validate(dict(r)) for r in recs]
 
     def latest_run(self) -> str | None:
         """The run that reported last: by outcome (every paper has one), else by paper date."""
@@ -603,7 +603,7 @@ class Archive:
         self._migrated = False
         return aside.name
 
-    def _read_outcome_log(self) -> tuple[list[Outcome], int]:
+    def _read_outcome_log(self) -> tuple[list[OutcomeRow], int]:
         path = self.root / OUTCOMES_FILE
         if not path.is_file():
             return [], 0
@@ -612,7 +612,7 @@ class Archive:
             if not line.strip():
                 continue
             try:
-                outcomes.append(Outcome.model_validate_json(line))
+                outcomes.append(OutcomeRow.model_validate_json(line))
             except ValidationError:
                 bad += 1
         return outcomes, bad

@@ -123,7 +123,9 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def migrate(db: sqlite3.Connection) -> int:
     """Bring the schema to SCHEMA_VERSION in one transaction; returns the version found."""
-    db.execute("BEGIN IMMEDIATE")
+    if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return SCHEMA_VERSION  # the common case: no write lock taken
+    db.execute("BEGIN IMMEDIATE")  # re-read under the lock: another process may have migrated
     try:
         found = db.execute("PRAGMA user_version").fetchone()[0]
         if found > SCHEMA_VERSION:
@@ -213,7 +215,7 @@ def insert_paper(db: sqlite3.Connection, row: IndexRow) -> str:
     return found[0] if found else row.id
 
 
-class Outcome(BaseModel):
+class OutcomeRow(BaseModel):
     """How one idea of one run ended: archived, or stopped at a stage, and why."""
 
     run_id: str
@@ -231,9 +233,9 @@ class Outcome(BaseModel):
         return self.status == "archived"
 
 
-def upsert_outcome(db: sqlite3.Connection, outcome: Outcome) -> None:
+def upsert_outcome(db: sqlite3.Connection, outcome: OutcomeRow) -> None:
     """The latest report for (run_id, idea_name) wins: a resumed run may fail then succeed."""
-    cols = tuple(Outcome.model_fields)
+    cols = tuple(OutcomeRow.model_fields)
     names = ", ".join(cols)
     marks = ", ".join(f":{c}" for c in cols)
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in ("run_id", "idea_name"))

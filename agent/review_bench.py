@@ -14,10 +14,9 @@ from __future__ import annotations
 import csv
 import math
 import random
-import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -137,23 +136,17 @@ def review_one(brain: Brain, paper: BenchPaper, reviewers: int) -> Prediction:
     return Prediction(**base, overall=meta.overall, predicted=meta.overall >= ACCEPT_AT)
 
 
-def _executor(brain: Brain, workers: int) -> Executor:
-    """Threads for an LLM (its calls wait on the network); processes for the offline brain,
-    whose rubric is CPU-bound Python (spawned, since the progress display runs a thread)."""
-    if brain.info.kind == "offline" and workers > 1:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    return ThreadPoolExecutor(max_workers=max(1, workers))
-
-
 def run_reviews(
     brain: Brain, papers: list[BenchPaper], reviewers: int, workers: int,
     on_done: Callable[[Prediction], None] = lambda p: None,
 ) -> tuple[list[Prediction], str | None]:
-    """Review every paper with `workers` workers; returns predictions in paper order and
-    the reason it stopped early (a spent budget), if it did."""
+    """Review every paper on `workers` threads; returns predictions in paper order and the
+    reason it stopped early (a spent budget), if it did. Threads suit an LLM, whose calls
+    wait on the network; the offline rubric takes about 0.1 s of CPU a paper, so the whole
+    set is under a minute even without parallelism."""
     results: dict[str, Prediction] = {}
     error: BaseException | None = None
-    pool = _executor(brain, workers)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
         futures = [pool.submit(review_one, brain, p, reviewers) for p in papers]
         for f in as_completed(futures):

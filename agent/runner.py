@@ -91,7 +91,9 @@ def execute(settings: RunSettings, run_id: str, console: Console, fresh: bool) -
                 executor=make_executor(settings.executor, settings.ray_address),
                 archive=Archive(settings.archive), run_dir=run_dir)
     graph, conn = compile_graph(deps, run_dir)
-    config = {"configurable": {"thread_id": run_id}, "max_concurrency": settings.parallel, "recursion_limit": 500}
+    # --parallel is enforced by the stages' semaphore (agent.nodes.stage), not LangGraph's
+    # max_concurrency: that also counts the stream's own worker and deadlocks at 1.
+    config = {"configurable": {"thread_id": run_id}, "recursion_limit": 500}
     board = StatusBoard(run_dir, run_id, template.name)
     inputs = {"run_id": run_id, "outcomes": []} if fresh else None
     try:

@@ -30,11 +30,13 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import logging
 import os
 import re
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -60,6 +62,7 @@ UNSAFE_WARNING = (
     "Only rlimits, the timeout and the process-group kill apply."
 )
 KilledFor = Literal["timeout", "memory", "disk", "procs"]
+log = logging.getLogger(__name__)
 
 SANDBOX_UID = 1000  # the uid the code sees inside; outside it stays the orchestrator's own
 TICK_S = 0.2  # watchdog period
@@ -87,7 +90,7 @@ _MEMORY_ERRORS = re.compile(
     r"Unable to allocate|out of memory \(host\)|mmap failed"
 )
 _DISK_ERRORS = re.compile(r"File too large|No space left on device|Disk quota exceeded")
-_FORK_ERRORS = re.compile(r"fork.*Resource temporarily unavailable|BlockingIOError: \[Errno 11\]|fork: retry")
+_FORK_ERRORS = re.compile(r"fork.*Resource temporarily unavailable|BlockingIOError: \[Errno 11\]|Cannot fork")
 
 
 class Limits(BaseModel):
@@ -101,7 +104,7 @@ class Limits(BaseModel):
         4096,
         gt=0,
         description="Memory of the run: RLIMIT_AS per process (not with GPUs) and a watchdog on the "
-        "run's total resident memory. Python+torch on CPU need about 1 GB of address space.",
+        "memory all its processes allocated. Python+torch on CPU need about 1 GB of address space.",
     )
     disk_mb: int = Field(
         2048, gt=0, description="How much the work folder may grow during the run; also the size of /tmp."
@@ -124,7 +127,7 @@ class SandboxResult(BaseModel):
     timed_out: bool
     killed_for: KilledFor | None = None
     wall_s: float
-    peak_memory_mb: float
+    peak_memory_mb: float = Field(description="Most memory the run held allocated, sampled every 0.2 s.")
     stdout_tail: str
     stderr_tail: str
     stdout_path: str
@@ -204,7 +207,8 @@ def _gpu_devices() -> list[str]:
 
 
 def _sandbox_path() -> str:
-    """PATH inside: the venv's bin, then the host's PATH entries that lie in the bound system dirs."""
+    """PATH inside: the venv's bin, then the host's PATH entries that lie in the bound system dirs
+    (so a TeX Live under /usr/local is found, and nothing under $HOME)."""
     entries = [str(Path(sys.executable).parent)]
     for entry in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/local/bin", "/usr/bin", "/bin"]:
         if entry and entry not in entries and any(Path(entry).is_relative_to(s) for s in _SYSTEM_DIRS):
@@ -219,9 +223,7 @@ def sandbox_env(
     `extra`; any name that looks like a credential is dropped, even from `extra`."""
     env = {k: v for k, v in os.environ.items() if k in _ENV_KEEP or k.startswith("LC_")}
     env.update(
-        PATH=_sandbox_path()
-        if sandboxed
-        else os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+        PATH=_sandbox_path(),
         HOME=home,
         USER="sandbox",
         LOGNAME="sandbox",
@@ -236,6 +238,9 @@ def sandbox_env(
     if address_limit:
         env["MALLOC_ARENA_MAX"] = "2"  # glibc reserves 64 MB of address space per thread arena
     env.update(extra or {})
+    for name in extra or {}:
+        if _SECRET_NAME.search(name):
+            log.warning("sandbox: not passing %s to the command: its name looks like a credential", name)
     return {k: v for k, v in env.items() if not _SECRET_NAME.search(k)}
 
 
@@ -290,9 +295,11 @@ def _bwrap_argv(
         argv += ["--dev-bind", dev, dev]
     if gpus:
         argv += ["--ro-bind", "/sys", "/sys"]  # the CUDA driver reads PCI topology from sysfs
-    for d in [*_interpreter_dirs(), *extra_ro]:
-        argv += ["--ro-bind", str(d), str(d)]
-    argv += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir), "--remount-ro", "/"]
+    # Outer folders first, so a read-only folder inside the work folder (or the reverse) stays as asked.
+    binds = [(d, "--ro-bind") for d in [*_interpreter_dirs(), *extra_ro]] + [(workdir, "--bind")]
+    for d, kind in sorted(binds, key=lambda bind: len(bind[0].parts)):
+        argv += [kind, str(d), str(d)]
+    argv += ["--chdir", str(workdir), "--remount-ro", "/"]
     return argv
 
 
@@ -470,7 +477,7 @@ class _PidsCgroup:
             except FileNotFoundError:
                 return
             except OSError:
-                time.sleep(0.02)  # dying processes leave the cgroup a moment after SIGKILL
+                time.sleep(0.005)  # dying processes leave the cgroup a moment after SIGKILL
 
 
 def _pids_hierarchies() -> list[tuple[Path, bool]]:
@@ -488,8 +495,13 @@ def _pids_hierarchies() -> list[tuple[Path, bool]]:
     return found
 
 
+_SETID = stat.S_ISUID | stat.S_ISGID
+
+
 def _disk_usage(path: Path) -> int:
-    """Bytes allocated under `path` (hard links once, symlinks not followed)."""
+    """Bytes allocated under `path` (hard links once, symlinks not followed). On the way it
+    clears setuid/setgid bits: outside the sandbox, files the run creates belong to the
+    orchestrator's uid (root, perhaps) and must not become a setuid program for other users."""
     total, seen = 0, set()
     stack = [path]
     while stack:
@@ -500,6 +512,8 @@ def _disk_usage(path: Path) -> int:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:
                         continue
+                    if stat.S_ISREG(st.st_mode) and st.st_mode & _SETID:
+                        _clear_setid(Path(entry.path), path)
                     if (st.st_dev, st.st_ino) in seen:
                         continue
                     seen.add((st.st_dev, st.st_ino))
@@ -511,31 +525,47 @@ def _disk_usage(path: Path) -> int:
     return total
 
 
+def _clear_setid(path: Path, workdir: Path) -> None:
+    """Clear setuid/setgid on `path` through an fd, after checking that what was opened is a regular
+    file really inside `workdir`: the run may swap the name for a symlink to a system file."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            inside = Path(os.readlink(f"/proc/self/fd/{fd}")).is_relative_to(workdir)
+            if inside and stat.S_ISREG(st.st_mode) and st.st_mode & _SETID:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~_SETID)
+        finally:
+            os.close(fd)
+
+
 def _memory_bytes(pids: Sequence[int], limit: int) -> int:
-    """The run's resident memory: private pages of each process plus the largest shared set once.
-    Forked children share pages with their parent, so above the limit we recount with PSS."""
+    """The run's memory: anonymous resident pages (what it allocated; shared libraries, which the
+    kernel can drop, are left out). Forked children share their parent's pages until they write
+    them, so a total above the limit is recounted proportionally (PSS) before it counts."""
     page = os.sysconf("SC_PAGE_SIZE")
-    private, shared_max = 0, 0
+    total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/statm") as f:
                 _, resident, shared = (int(x) for x in f.read().split()[:3])
         except (OSError, ValueError):
             continue
-        private += resident - shared
-        shared_max = max(shared_max, shared)
-    total = (private + shared_max) * page
-    return _pss_bytes(pids) if total > limit else total
+        total += (resident - shared) * page
+    return _pss_anon_bytes(pids) if total > limit else total
 
 
-def _pss_bytes(pids: Sequence[int]) -> int:
+def _pss_anon_bytes(pids: Sequence[int]) -> int:
     total = 0
     for pid in pids:
         with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
+            fields = dict(
+                line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+            )
+            if "Pss_Anon" in fields:  # Linux 5.7+
+                total += (int(fields["Pss_Anon"].split()[0]) + int(fields["Pss_Shmem"].split()[0])) * 1024
+            else:
+                total += int(fields["Pss"].split()[0]) * 1024
     return total
 
 
@@ -556,6 +586,7 @@ class _Watchdog:
         self.overhead = overhead  # tasks of ours in the count: bubblewrap's two, or the launcher
         self.seen: dict[int, int] = {}  # pid -> start time, to kill stragglers and not reused pids
         self.peak_memory = 0
+        self.refused_forks = 0  # forks the pids cgroup turned down
         self.disk_base = self._disk()
         self.next_disk = 0.0
 
@@ -573,7 +604,8 @@ class _Watchdog:
         procs = self._procs()
         self.seen.update({pid: st[2] for pid, st in procs.items()})
         tasks = sum(st[1] for st in procs.values()) - self.overhead
-        if tasks >= self.limits.max_procs or (self.cgroup and self.cgroup.refused_forks()):
+        self.refused_forks = self.cgroup.refused_forks() if self.cgroup else 0
+        if tasks >= self.limits.max_procs or self.refused_forks:
             return "procs"
         limit = self.limits.memory_mb * 2**20
         memory = _memory_bytes(list(procs), limit)
@@ -607,6 +639,7 @@ class _Watchdog:
     def cleanup(self) -> None:
         """After the command is gone: nothing of the run may outlive it."""
         if self.cgroup is not None:
+            self.refused_forks = self.cgroup.refused_forks()
             self.cgroup.remove()
         for _ in range(50):
             alive = [(pid, start) for pid, start in self._alive_seen() if pid != self.root]
@@ -621,35 +654,77 @@ class _Watchdog:
 # ---------------------------------------------------------------- running
 
 
-def _validate_workdir(workdir: Path) -> Path:
+_PROTECTED = (*_SYSTEM_DIRS, "/etc", "/proc", "/sys", "/dev", "/boot", "/run")
+
+
+def _validate_paths(workdir: Path, extra_ro: Sequence[Path]) -> tuple[Path, list[Path]]:
+    """The work folder and read-only extras, resolved; refuse those that would open up the machine."""
     workdir = workdir.resolve()
     if not workdir.is_dir():
         raise ConfigError(f"sandbox work folder {workdir} is not a directory: create it first")
     home = Path.home().resolve()
-    if workdir == Path("/") or home.is_relative_to(workdir):
+    if (
+        home.is_relative_to(workdir)
+        or str(workdir) in ("/tmp", "/var", "/var/tmp")
+        or any(workdir.is_relative_to(p) for p in _PROTECTED)
+    ):
         raise ConfigError(
-            f"refusing to sandbox with work folder {workdir}: it contains your home folder; use a dedicated folder"
+            f"refusing to sandbox with work folder {workdir}: it is or contains a system or home "
+            "folder; use a dedicated folder, e.g. under experiments/"
         )
-    return workdir
+    extras = [Path(p).resolve() for p in extra_ro]
+    for p in extras:
+        if not p.exists():
+            raise ConfigError(f"sandbox read-only path {p} does not exist")
+    return workdir, extras
 
 
-def _tail(path: Path) -> str:
-    with contextlib.suppress(OSError), open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES))
-        return f.read().decode("utf-8", errors="replace")
+def _tail(f: IO[bytes]) -> str:
+    """The end of a log, read through the descriptor we opened: the run may have replaced the
+    file's name with a symlink to something it could not read but we can."""
+    with contextlib.suppress(OSError):
+        size = os.fstat(f.fileno()).st_size
+        start = max(0, size - TAIL_BYTES)
+        return os.pread(f.fileno(), size - start, start).decode("utf-8", errors="replace")
     return ""
 
 
-def _wait(pid: int, pidfd: int | None, timeout: float, *, block: bool = False) -> tuple[int, int] | None:
-    """(wait status, peak RSS in bytes of its largest process) once `pid` has exited; None if it
-    is still running after `timeout` seconds."""
+def read_output(workdir: Path, relpath: str | Path, max_bytes: int = 64 * 2**20) -> bytes:
+    """Read a file that a sandboxed run left in `workdir` (final_info.json, a figure, a log),
+    refusing what could trick the orchestrator into reading for the run: a symlink (the run can
+    point one at ~/.ssh/id_rsa, which it cannot read but we can), a path that leaves `workdir`,
+    a FIFO or device, a file over `max_bytes`. Raises OSError (PermissionError) on those."""
+    workdir = Path(workdir).resolve()
+    target = workdir / relpath
+    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not Path(os.readlink(f"/proc/self/fd/{fd}")).is_relative_to(workdir) or not stat.S_ISREG(
+            st.st_mode
+        ):
+            raise PermissionError(f"{target}: not a regular file inside {workdir}; not reading it")
+        if st.st_size > max_bytes:
+            raise PermissionError(f"{target}: {st.st_size} bytes, more than the {max_bytes} allowed")
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(2**20, max_bytes + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise PermissionError(f"{target}: grew past the {max_bytes} bytes allowed")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _wait(pid: int, pidfd: int | None, timeout: float, *, block: bool = False) -> int | None:
+    """The wait status of `pid` once it has exited; None if it still runs after `timeout` s."""
     if not block:
         if pidfd is not None:
             select.select([pidfd], [], [], max(timeout, 0))
         else:
             time.sleep(max(timeout, 0))
-    done, status, usage = os.wait4(pid, 0 if block else os.WNOHANG)
-    return (status, usage.ru_maxrss * 1024) if done else None
+    done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    return status if done else None
 
 
 def _exit_code(status: int) -> int:
@@ -669,7 +744,7 @@ def _classify(exit_code: int, stderr_tail: str, limits: Limits, watch: _Watchdog
         return "memory"
     if exit_code == 128 + signal.SIGKILL and watch.peak_memory > 0.9 * limits.memory_mb * 2**20:
         return "memory"  # most likely the kernel's OOM killer
-    if (watch.cgroup and watch.cgroup.refused_forks()) or _FORK_ERRORS.search(stderr_tail[-4000:]):
+    if watch.refused_forks or _FORK_ERRORS.search(stderr_tail[-4000:]):
         return "procs"
     return None
 
@@ -677,15 +752,16 @@ def _classify(exit_code: int, stderr_tail: str, limits: Limits, watch: _Watchdog
 def _message(killed_for: KilledFor | None, limits: Limits, wall_s: float, timed_out: bool) -> str:
     if killed_for is None:
         return ""
-    return {
-        "timeout": f"killed: ran past the wall-clock timeout of {limits.timeout_s:g} s"
+    reason = {
+        "timeout": f"ran past the wall-clock timeout of {limits.timeout_s:g} s"
         if timed_out
-        else f"killed: used more than {limits.cpu_seconds()} s of CPU time in one process",
-        "memory": f"killed: ran out of memory (limit {limits.memory_mb} MB)",
-        "disk": f"killed: wrote more than the disk quota ({limits.disk_mb} MB in the work folder, "
+        else f"used more than {limits.cpu_seconds()} s of CPU time in one process",
+        "memory": f"ran out of memory (limit {limits.memory_mb} MB)",
+        "disk": f"wrote more than the disk quota ({limits.disk_mb} MB in the work folder, "
         f"{limits.file_size_mb} MB per file)",
-        "procs": f"killed: started more than {limits.max_procs} processes/threads",
-    }[killed_for] + f" after {wall_s:.1f} s"
+        "procs": f"started more than {limits.max_procs} processes/threads",
+    }[killed_for]
+    return f"stopped: {reason}, after {wall_s:.1f} s"
 
 
 def run(
@@ -707,13 +783,13 @@ def run(
     if not cmd:
         raise ConfigError("sandbox.run: empty command")
     unsafe = _unsafe_default() if unsafe_no_sandbox is None else unsafe_no_sandbox
-    workdir = _validate_workdir(Path(workdir))
+    workdir, extra_ro = _validate_paths(Path(workdir), extra_ro)
     log_dir = Path(log_dir).resolve() if log_dir else workdir
     log_dir.mkdir(parents=True, exist_ok=True)
     paths = (log_dir / f"{log_name}.stdout.log", log_dir / f"{log_name}.stderr.log")
-    extra_ro = [Path(p).resolve() for p in extra_ro]
-    gpus = _gpu_devices() if limits.gpus and not unsafe else []
-    address_limit = not (limits.gpus and _gpu_devices())  # CUDA maps far more than it uses
+    devices = _gpu_devices() if limits.gpus else []
+    gpus = [] if unsafe else devices
+    address_limit = not devices  # CUDA maps far more address space than it uses
     rlimits = _rlimits(limits, address_limit=address_limit, nproc=not unsafe)
     cgroup = _PidsCgroup.create(limits.max_procs + (1 if unsafe else 2))
 
@@ -770,29 +846,27 @@ def _supervise(
     with contextlib.suppress(OSError, AttributeError):
         pidfd = os.pidfd_open(proc.pid)
     killed_for: KilledFor | None = None
-    done: tuple[int, int] | None = None
+    status: int | None = None
     try:
-        while done is None:
+        while status is None:
             remaining = start + limits.timeout_s - time.monotonic()
             killed_for = "timeout" if remaining <= 0 else watch.check()
             if killed_for is not None:
                 watch.kill()
-                done = _wait(proc.pid, pidfd, 0, block=True)
+                status = _wait(proc.pid, pidfd, 0, block=True)
                 break
-            done = _wait(proc.pid, pidfd, min(TICK_S, remaining))
+            status = _wait(proc.pid, pidfd, min(TICK_S, remaining))
     finally:
-        if done is None:  # interrupted (e.g. Ctrl-C): never leave the run behind
+        if status is None:  # interrupted (e.g. Ctrl-C): never leave the run behind
             watch.kill()
-            done = _wait(proc.pid, pidfd, 0, block=True)
-        proc.returncode = os.waitstatus_to_exitcode(done[0])
+            status = _wait(proc.pid, pidfd, 0, block=True)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         if pidfd is not None:
             os.close(pidfd)
         watch.cleanup()
     wall_s = time.monotonic() - start
-    status, max_rss = done
-    watch.peak_memory = max(watch.peak_memory, max_rss)
     exit_code = _exit_code(status)
-    stdout_tail, stderr_tail = _tail(paths[0]), _tail(paths[1])
+    stdout_tail, stderr_tail = _tail(out), _tail(err)
     if killed_for is None and watch.disk_exceeded(now=True):
         killed_for = "disk"  # a burst written between two looks still counts
     killed_for = killed_for or _classify(exit_code, stderr_tail, limits, watch)

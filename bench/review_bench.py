@@ -13,7 +13,6 @@ The offline reviewer is deterministic, so one review per paper is the whole ense
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -27,8 +26,7 @@ from agent.llm import make_brain  # noqa: E402
 def measure(data: Path | None = None, limit: int | None = None, seed: int = 0) -> rb.BenchReport:
     """The offline reviewer over the data (all papers unless `limit`)."""
     brain = make_brain("offline")
-    return rb.bench(brain, data or rb.default_data_dir(), limit=limit, reviewers=1, seed=seed,
-                    workers=os.cpu_count() or 1)
+    return rb.bench(brain, data or rb.default_data_dir(), limit=limit, reviewers=1, seed=seed, workers=1)
 
 
 def main() -> None:

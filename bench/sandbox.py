@@ -1,71 +1,107 @@
 """Overhead of the sandbox against a bare subprocess, for a CPU-bound Python run of about 10 s.
 
-    .venv/bin/python bench/sandbox.py [--seconds 10] [--rounds 3]
+    .venv/bin/python bench/sandbox.py [--seconds 10] [--rounds 5]
 
-Both are measured in this one run, alternating, from the caller's side (start to result), and
-the fastest of each is compared: other load on the machine only ever slows a run down. Also
-prints the fixed cost of one sandboxed `true` (namespaces, mounts, launcher, teardown).
+Both kinds are measured in this one run, alternating, from the caller's side (start to result).
+Reported:
+- wall clock: the fastest run of each kind (other load on the machine only ever slows a run down)
+  and the medians;
+- the CPU time the command reports for itself, which other load on the machine hardly moves;
+- the parts of the overhead: the fixed cost of a sandboxed `true` (namespaces, mounts, launcher,
+  teardown) and the CPU the watchdog in the calling process spends per second of run.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent import sandbox
 
-SPIN = "import sys\nx = 0\nfor i in range(int(sys.argv[1])):\n    x += i * i\n"
+# Prints its own CPU seconds: inside the sandbox, RUSAGE_CHILDREN of the caller never sees them.
+SPIN = (
+    "import resource, sys\nx = 0\nfor i in range(int(sys.argv[1])):\n    x += i * i\n"
+    "u = resource.getrusage(resource.RUSAGE_SELF)\nprint(u.ru_utime + u.ru_stime)\n"
+)
 
 
-def bare(cmd: list[str], workdir: Path) -> float:
-    started = time.perf_counter()
-    subprocess.run(cmd, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+def bare(cmd: list[str], workdir: Path) -> str:
+    return subprocess.run(cmd, cwd=workdir, check=True, capture_output=True, text=True).stdout
 
 
-def sandboxed(cmd: list[str], workdir: Path) -> float:
-    started = time.perf_counter()
+def sandboxed(cmd: list[str], workdir: Path) -> str:
     result = sandbox.run(cmd, workdir, sandbox.Limits(timeout_s=600))
-    elapsed = time.perf_counter() - started
     if not result.ok:
         sys.exit(f"sandboxed run failed: {result.error_tail()}")
-    return elapsed
+    return result.stdout_tail
+
+
+def measure(
+    kind: Callable[[list[str], Path], str], cmd: list[str], workdir: Path
+) -> tuple[float, float, float]:
+    """(wall s, CPU s the command reports for itself, CPU s of this process) for one run."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    out = kind(cmd, workdir)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    mine = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, float(out.strip() or 0), mine
 
 
 def calibrate(python: str, workdir: Path, seconds: float) -> int:
-    """Loop iterations that take about `seconds` bare."""
-    n = 2_000_000
-    took = bare([python, "-c", SPIN, str(n)], workdir)
-    return int(n * seconds / max(took, 1e-3))
+    """Loop iterations that take about `seconds` of CPU, bare."""
+    n = 5_000_000
+    cpu = min(measure(bare, [python, "-c", SPIN, str(n)], workdir)[1] for _ in range(2))
+    return int(n * seconds / max(cpu, 1e-3))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one CPU-bound run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each kind, alternating")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each kind, alternating")
     args = parser.parse_args()
     python = sandbox.python_executable()
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
         workdir = Path(tmp)
-        startup_bare = min(bare(["true"], workdir) for _ in range(5))
-        startup_box = min(sandboxed(["true"], workdir) for _ in range(5))
-        n = calibrate(python, workdir, args.seconds)
-        cmd = [python, "-c", SPIN, str(n)]
-        times: dict[str, list[float]] = {"bare": [], "sandbox": []}
+        fixed_bare = min(measure(bare, ["true"], workdir)[0] for _ in range(5))
+        fixed_box = min(measure(sandboxed, ["true"], workdir)[0] for _ in range(5))
+        cmd = [python, "-c", SPIN, str(calibrate(python, workdir, args.seconds))]
+        runs: dict[str, list[tuple[float, float, float]]] = {"bare": [], "sandbox": []}
         for _ in range(args.rounds):
-            times["bare"].append(bare(cmd, workdir))
-            times["sandbox"].append(sandboxed(cmd, workdir))
-    t_bare, t_box = min(times["bare"]), min(times["sandbox"])
-    print(f"fixed cost of one run: bare `true` {startup_bare * 1e3:.0f} ms, sandboxed {startup_box * 1e3:.0f} ms")
-    print("bare runs:     " + "  ".join(f"{t:.2f} s" for t in times["bare"]))
-    print("sandbox runs:  " + "  ".join(f"{t:.2f} s" for t in times["sandbox"]))
+            runs["bare"].append(measure(bare, cmd, workdir))
+            runs["sandbox"].append(measure(sandboxed, cmd, workdir))
+
+    wall = {k: [r[0] for r in v] for k, v in runs.items()}
+    cpu = {k: min(r[1] for r in v) for k, v in runs.items()}
+    watchdog = sum(r[2] for r in runs["sandbox"]) / sum(wall["sandbox"])
+    ratio = min(wall["sandbox"]) / min(wall["bare"])
     print(
-        f"CPU-bound {t_bare:.1f} s run: sandbox/bare = {t_box / t_bare:.4f} "
-        f"(overhead {100 * (t_box / t_bare - 1):+.2f} %, aim < 2 %)"
+        f"fixed cost of one run: bare `true` {fixed_bare * 1e3:.0f} ms, sandboxed `true` {fixed_box * 1e3:.0f} ms"
+    )
+    print(
+        f"watchdog: {100 * watchdog:.2f} % of one core in the calling process, on another core than the run"
+    )
+    for kind in ("bare", "sandbox"):
+        times = "  ".join(f"{t:.2f}" for t in wall[kind])
+        print(
+            f"{kind:8} wall s: {times}   (min {min(wall[kind]):.2f}, median {statistics.median(wall[kind]):.2f})"
+        )
+    print(
+        f"CPU time the command reports: bare {cpu['bare']:.2f} s, sandboxed {cpu['sandbox']:.2f} s "
+        f"(ratio {cpu['sandbox'] / cpu['bare']:.4f})"
+    )
+    print(
+        f"CPU-bound {min(wall['bare']):.1f} s run: sandbox/bare wall = {ratio:.4f} "
+        f"(overhead {100 * (ratio - 1):+.2f} %, aim < 2 %; fixed cost alone "
+        f"{100 * (fixed_box - fixed_bare) / min(wall['bare']):.2f} %)"
     )
 
 

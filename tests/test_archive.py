@@ -6,6 +6,7 @@ test_archive_cli.py and test_browser.py.
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing
 import os
@@ -121,7 +122,7 @@ def make_entry(
     bundle = tmp / f"{run_id}-{idea_name}.bundle"
     bundle.write_bytes(b"# v2 git bundle\n")
     title = title or f"Does {idea_name.replace('_', ' ')} help?"
-    meta_review = {**REVIEW, "overall": int(overall), "decision": decision}
+    meta_review = {**copy.deepcopy(REVIEW), "overall": int(overall), "decision": decision}
     return PaperEntry(
         run_id=run_id,
         template=template,
@@ -139,7 +140,7 @@ def make_entry(
         title=title,
         review={
             "meta": meta_review,
-            "reviews": [REVIEW, meta_review],
+            "reviews": [copy.deepcopy(REVIEW), meta_review],
             "faithfulness": {"checked": 12, "unmatched": []},
         },
         overall=overall,
@@ -492,7 +493,7 @@ def test_paper_page_shows_every_part(tmp_path: Path) -> None:
     ):
         assert f'data-field="{field}"' in page
     assert page.count("Reviewer ") == 2 and 'id="faithfulness"' in page
-    assert "offline brain (no LLM)" in page and "$0.01" in page
+    assert "offline brain (no LLM)" in page and "$0.0125" in page
     assert "Changing cosine_schedule lowers" in page and "BETA_SCHEDULE = &#x27;cosine&#x27;" in page
     assert 'class="num add">+1<' in page
 

@@ -220,7 +220,7 @@ def test_index_sorts_filters_and_opens_a_paper(served: str, browser, archive: Ar
     assert page.inner_text('dl[data-review="meta"] dd[data-field="overall"]').startswith("7")
     assert page.locator("details.reviewer").count() == 2
     assert page.inner_text("#brain") == "offline brain (no LLM)"
-    assert page.inner_text("#cost-total") == "$0.01"
+    assert page.inner_text("#cost-total") == "$0.0125"
     assert page.locator("#diff pre.diff span.add").count() >= 1
     assert "beta_schedule" in page.inner_text("#idea")
 

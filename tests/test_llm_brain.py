@@ -3,6 +3,7 @@ every Brain method, compact prompts, idea tags, and the bad-edit and crashing-co
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import subprocess
 import sys
@@ -157,6 +158,15 @@ def test_ledger_rows_carry_the_idea_of_the_context(brain: LLMBrain, toy: Templat
         brain.fix_latex("a\nb\n", "l.1 x")
     assert [c.idea for c in brain.ledger.calls] == ["lr_effect", "lr_effect", "other_idea"]
     assert brain.ledger.summary(idea="lr_effect")["calls"] == 2
+
+
+def test_reviews_of_a_known_paper_are_tagged_with_its_idea(brain: LLMBrain, toy: Template):
+    title = brain.write_section(paper_ctx(toy), "title", {})
+    review_node = contextvars.Context()  # another graph node: no idea scope, only the PDF's text
+    reviews = [review_node.run(brain.review, f"{title.upper()}\nLLM brain\n\nAbstract\nWe study ...") for _ in range(2)]
+    review_node.run(brain.meta_review, reviews)
+    contextvars.Context().run(brain.review, "An unrelated paper about something else.")
+    assert [c.idea for c in brain.ledger.calls] == ["lr_effect"] * 5 + [""]
 
 
 def test_ideas_avoid_the_archive_and_unknown_knobs(brain: LLMBrain, server: LoopbackLLM, toy: Template):

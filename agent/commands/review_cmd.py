@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import threading
 from pathlib import Path
@@ -106,7 +105,7 @@ def review_bench_cmd(
                    "which is deterministic so more would repeat it; 5 for an LLM, as published)"),
     seed: int = typer.Option(0, help="Seed of the sample and the bootstrap"),
     parallel: int | None = typer.Option(None, help="Papers reviewed at once (default: 8 for an LLM, "
-                                        "the CPU count for the offline brain)"),
+                                        "1 for the offline brain, which is CPU-bound)"),
     resamples: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs"),
     budget_usd: float | None = typer.Option(None, "--budget-usd", help="Hard cap on LLM spend"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
@@ -120,7 +119,7 @@ def review_bench_cmd(
         brain = _brain(model, base_url, budget_usd, ledger)
         llm = brain.info.kind == "llm"
         k = reviewers if reviewers is not None else (5 if llm else 1)
-        workers = parallel or (8 if llm else os.cpu_count() or 1)
+        workers = parallel or (8 if llm else 1)
         report = _bench_with_progress(brain, data, limit, k, seed, workers, resamples, ledger)
     if as_json:
         print(report.model_dump_json(indent=2))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
+import threading
 from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
@@ -145,6 +146,8 @@ class LLMBrain:
         self.client = client
         self.ledger = client.ledger
         self.info = BrainInfo(kind="llm", model=client.model)
+        self._titles: dict[str, str] = {}  # normalised idea or paper title -> idea name
+        self._titles_lock = threading.Lock()
 
     # ------------------------------------------------------------------ idea tagging
 
@@ -157,11 +160,27 @@ class LLMBrain:
         finally:
             _idea.reset(token)
 
-    def _tag(self, idea: Idea | None) -> str:
-        if idea is None:
-            return _idea.get()
-        _idea.set(idea.name)
-        return idea.name
+    def _tag(self, idea: Idea | None, text: str = "") -> str:
+        """The idea a call is for: from its context, else the current scope, else the title
+        of a paper this brain has seen in `text` (a review node gets only the paper's text)."""
+        if idea is not None:
+            self._remember(idea.title, idea.name)
+            _idea.set(idea.name)
+            return idea.name
+        name = _idea.get() or self._idea_in(text)
+        if name:
+            _idea.set(name)  # so the meta-review after these reviews is tagged too
+        return name
+
+    def _remember(self, title: str, name: str) -> None:
+        with self._titles_lock:
+            self._titles[_words(title)] = name
+
+    def _idea_in(self, text: str) -> str:
+        head = _words(text[:3000])
+        with self._titles_lock:
+            found = [(len(t), name) for t, name in self._titles.items() if t and t in head]
+        return max(found)[1] if found else ""
 
     # ------------------------------------------------------------------ ideation
 
@@ -303,7 +322,11 @@ class LLMBrain:
 
         tokens = 60 if section == "title" else 2500 if section == "results" else 1600
         text = self.client.complete_text(f"write_section:{section}", system, user, idea=tag, max_tokens=tokens, check=check)
-        return _strip_heading(text).strip().strip('"') if section == "title" else _strip_heading(text)
+        if section != "title":
+            return _strip_heading(text)
+        title = _strip_heading(text).strip().strip('"')
+        self._remember(title, tag)
+        return title
 
     def citations(self, ctx: PaperContext) -> list[Citation]:
         tag = self._tag(ctx.idea)
@@ -362,7 +385,7 @@ class LLMBrain:
     # ------------------------------------------------------------------ review
 
     def review(self, paper_text: str) -> Review:
-        tag = self._tag(None)
+        tag = self._tag(None, paper_text)
         system, user = render("review", paper=paper_text[:PAPER_CHARS])
         return self.client.complete("review", system, user, Review, idea=tag, max_tokens=2000)
 
@@ -396,6 +419,11 @@ class LLMBrain:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _words(text: str) -> str:
+    """Lower-case words only, so a title matches its PDF text despite line breaks."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _run_index(name: str) -> int:

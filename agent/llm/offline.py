@@ -38,11 +38,11 @@ from agent.brain import (
 )
 from agent.llm import offline_reviewer, offline_writer
 from agent.llm.ledger import Ledger
+from agent.llm.offline_writer import lower_first, plural
 from agent.templates import Knob, Template
 
 DEFAULT_MAX_RUNS = 5  # the pipeline's --max-runs default; ideation plans for it
 NIGHT_BUDGET_S = 3600  # worst-case smoke wall time per idea that ideation treats as feasible
-NAME_RE = re.compile(r"^[a-z0-9_]{1,48}$")
 # Knobs whose larger values cost more compute: sweeping them up risks smoke timeouts.
 COSTLY = re.compile(r"width|hidden|size|layer|depth|step|iter|epoch|batch|embd|head|n_|num_|block|context")
 
@@ -53,17 +53,6 @@ def _stable_seed(*parts: Any) -> int:
 
 def _slug(text: str) -> str:
     return re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]", "_", text.lower())).strip("_") or "knob"
-
-
-PROPER = {"adam", "adamw", "sgd", "gaussian", "fourier", "xavier", "kaiming", "lion", "transformer"}
-
-
-def lower_first(text: str) -> str:
-    """Lower-case the first word unless it is a name or an acronym (`Adam`, `DDPM`)."""
-    first = text.split()[0] if text.split() else ""
-    if first[1:].islower() and first.lower() not in PROPER:
-        return text[0].lower() + text[1:]
-    return text
 
 
 def _phrase(knob: Knob) -> str:
@@ -98,11 +87,11 @@ def sweep(knobs: list[Knob], max_runs: int) -> list[dict[str, Any]]:
         return [{k.name: v} for v in _spread(k.candidates(), max_runs)]
     a, b = knobs[:2]
     ca, cb = a.candidates(), b.candidates()
-    best = (1, 1)  # the most balanced grid with (ka+1)(kb+1)-1 <= max_runs
-    for ka, kb in itertools.product(range(1, len(ca) + 1), range(1, len(cb) + 1)):
-        if (ka + 1) * (kb + 1) - 1 <= max_runs and (ka * kb, -abs(ka - kb)) > (best[0] * best[1], -abs(best[0] - best[1])):
-            best = (ka, kb)
-    va, vb = _spread(ca, best[0]), _spread(cb, best[1])
+    # the largest, then most balanced, grid of ka x kb values with (ka+1)(kb+1)-1 runs <= max_runs
+    fits = [(ka, kb) for ka, kb in itertools.product(range(1, len(ca) + 1), range(1, len(cb) + 1))
+            if (ka + 1) * (kb + 1) - 1 <= max_runs]
+    ka, kb = max(fits, key=lambda f: (f[0] * f[1], -abs(f[0] - f[1])), default=(1, 1))
+    va, vb = _spread(ca, ka), _spread(cb, kb)
     grid = [{a.name: x, b.name: b.default} for x in va] + [{a.name: a.default, b.name: y} for y in vb]
     grid += [{a.name: x, b.name: y} for x in va for y in vb]
     return grid[:max_runs]
@@ -154,8 +143,16 @@ def plan_for(ctx_code: str, template: Template, settings: dict[str, Any], descri
 
 
 def idea_knobs(template: Template, idea: Idea) -> list[Knob]:
+    """The template knobs an idea varies; for an idea that lists none (e.g. one written by an
+    LLM), the knobs its text names, at most two."""
     names = {k.name for k in template.knobs}
-    return [template.knob(n) for n in idea.knobs if n in names]
+    listed = [template.knob(n) for n in idea.knobs if n in names]
+    if listed:
+        return listed[:2]
+    text = f"{idea.title} {idea.hypothesis} {idea.experiment}".lower()
+    named = [k for k in template.knobs
+             if re.search(rf"\b({re.escape(k.name)}|{re.escape(k.name.replace('_', ' '))})\b", text)]
+    return named[:2]
 
 
 # ---------------------------------------------------------------- ideation
@@ -194,7 +191,7 @@ def _feasibility(template: Template, knobs: list[Knob]) -> int:
 def _interest(knobs: list[Knob], count: dict[str, int], scores: dict[str, list[float]]) -> int:
     score = 6
     if len(knobs) == 2:  # interactions are worth more once each main effect has been studied
-        score += 1 if all(count.get(k.name) for k in knobs) else -2
+        score += 1 if all(count.get(k.name) for k in knobs) else -3
     for k in knobs:
         if k.type in ("choice", "bool"):
             score += 1  # qualitative alternatives make a clearer story than a dial
@@ -213,15 +210,17 @@ def _novelty(knobs: list[Knob], count: dict[str, int], tested: bool) -> int:
     return max(2, min(10, 9 - 2 * sum(count.get(k.name, 0) for k in knobs)))
 
 
+# Titles name knobs by name, not description: descriptions may start with a verb ("Share
+# the embedding ..."), which no title pattern can absorb.
 TITLES_ONE = (
-    "Does {phrase} matter? Sweeping {knob} in {title}",
-    "How {phrase} shapes {metric} in {title}",
+    "Does the choice of {knob} matter? A sweep in {title}",
+    "How {knob} shapes {metric} in {title}",
     "Is the default {knob} right? A seed-controlled sweep for {title}",
-    "Sensitivity of {metric} to {phrase}",
+    "Sensitivity of {metric} to {knob} in {title}",
 )
 TITLES_TWO = (
     "Do {a} and {b} interact? A factorial study in {title}",
-    "{A} meets {b_phrase}: joint effects on {metric}",
+    "{A} meets {b}: joint effects on {metric}",
     "Are the effects of {a} and {b} additive in {title}?",
 )
 
@@ -230,11 +229,11 @@ def _title(rng: random.Random, template: Template, knobs: list[Knob]) -> str:
     """A title from seeded phrasings; number-free, since titles are printed in the paper."""
     fields = dict(title=lower_first(template.title.rstrip(".")), metric=template.primary.name.replace("_", " "))
     if len(knobs) == 1:
-        fields |= dict(phrase=_phrase(knobs[0]), knob=knobs[0].name.replace("_", " "))
+        fields |= dict(knob=knobs[0].name.replace("_", " "))
         text = rng.choice(TITLES_ONE).format(**fields)
     else:
         a, b = knobs
-        fields |= dict(a=a.name.replace("_", " "), b=b.name.replace("_", " "), b_phrase=_phrase(b))
+        fields |= dict(a=a.name.replace("_", " "), b=b.name.replace("_", " "))
         fields["A"] = fields["a"][:1].upper() + fields["a"][1:]
         text = rng.choice(TITLES_TWO).format(**fields)
     return text[:1].upper() + text[1:]
@@ -252,7 +251,7 @@ def _hypothesis(rng: random.Random, template: Template, knobs: list[Knob]) -> st
         return rng.choice((
             f"The effect of {a.name} ({_phrase(a)}) on {metric} ({better}) depends on {b.name} "
             f"({_phrase(b)}): changing both from their defaults differs from the sum of changing each alone.",
-            f"{a.name} and {b.name} are not independent design choices: their joint change moves {metric} "
+            f"The knobs {a.name} and {b.name} are not independent design choices: their joint change moves {metric} "
             f"({better}) by more than either change alone predicts.",
         ))
     k = knobs[0]
@@ -260,12 +259,12 @@ def _hypothesis(rng: random.Random, template: Template, knobs: list[Knob]) -> st
         return rng.choice((
             f"Replacing the default {k.name}={fmt_value(k.default)} ({_phrase(k)}) by {_values_text(k)} "
             f"changes {metric} ({better}) by more than seed-to-seed noise on at least one dataset.",
-            f"The choice of {_phrase(k)} is not neutral: at least one alternative to "
+            f"The choice of {_phrase(k)} ({k.name}) is not neutral: at least one alternative to "
             f"{fmt_value(k.default)} moves {metric} ({better}) beyond the spread across seeds.",
         ))
     shape = "non-monotonic, with an optimum inside the range" if k.log else "monotonic over the tested range"
     return rng.choice((
-        f"{metric} ({better}) depends on {k.name} ({_phrase(k)}); moving it from {fmt_value(k.default)} to "
+        f"We expect {metric} ({better}) to depend on {k.name} ({_phrase(k)}): moving it from {fmt_value(k.default)} to "
         f"{_values_text(k)} shows a dependence that is {shape}.",
         f"The default {k.name}={fmt_value(k.default)} is not the best choice for {metric} ({better}): "
         f"one of {_values_text(k)} does measurably better or worse across seeds.",
@@ -277,7 +276,7 @@ def _experiment(template: Template, knobs: list[Knob]) -> str:
     how = "; ".join(f"{k.name} via {'flag ' + k.flag if k.flag else 'a code edit of ' + str(k.constant)}"
                     for k in knobs)
     design = "one run per value" if len(knobs) == 1 else "each knob alone and both together"
-    return (f"Sweep {how}: {len(runs)} runs ({design}), each over every seed and dataset of the scale, "
+    return (f"Sweep {how}: {plural(len(runs), 'run')} ({design}), each over every seed and dataset of the scale, "
             f"compared with the baseline by Welch t-tests on {template.primary.name}.")
 
 
@@ -300,20 +299,20 @@ def _candidates(ctx: IdeationContext, rng: random.Random) -> list[Idea]:
                        _feasibility(ctx.template, ks)) for ks in sets]
 
 
+def _merit(idea: Idea) -> int:
+    """The ranking score: novelty counts double, since avoiding repeats is the point."""
+    return idea.interestingness + 2 * idea.novelty + idea.feasibility
+
+
 def _rank(ideas: list[Idea], rng: random.Random) -> list[Idea]:
     jitter = {i.name: rng.random() for i in ideas}  # seeded tie-breaks vary nights and seeds
-    return sorted(ideas, key=lambda i: -(i.interestingness + 2 * i.novelty + i.feasibility + jitter[i.name]))
+    return sorted(ideas, key=lambda i: -(_merit(i) + jitter[i.name]))
 
 
-def _reflect(ideas: list[Idea], template: Template, taken: set[str]) -> list[Idea]:
-    """One reflection round: drop repeats of a knob set, make names valid and unique, and
-    push infeasible sweeps (too long for the smoke timeout) behind the feasible ones."""
-    out, seen_sets, names = [], set(), set(taken)
+def _unique_names(ideas: list[Idea], taken: set[str]) -> list[Idea]:
+    """Valid snake_case names, unique tonight and against the archive (`_v2`, `_v3`, ...)."""
+    out, names = [], set(taken)
     for idea in ideas:
-        key = frozenset(idea.knobs)
-        if key in seen_sets:
-            continue
-        seen_sets.add(key)
         name = _slug(idea.name)[:48].strip("_") or "idea"
         base, n = name, 2
         while name in names:
@@ -321,24 +320,33 @@ def _reflect(ideas: list[Idea], template: Template, taken: set[str]) -> list[Ide
             n += 1
         names.add(name)
         out.append(idea.model_copy(update={"name": name}) if name != idea.name else idea)
-    return sorted(out, key=lambda i: i.feasibility < 4)  # stable: keeps the rank otherwise
+    return out
+
+
+def _reflect(ideas: list[Idea], taken: set[str]) -> list[Idea]:
+    """One reflection round: drop repeats of a knob set, make names valid and unique, and
+    push infeasible sweeps (too long for the smoke timeout) behind the feasible ones."""
+    seen: set[frozenset[str]] = set()
+    kept = [i for i in ideas if not (frozenset(i.knobs) in seen or seen.add(frozenset(i.knobs)))]
+    return sorted(_unique_names(kept, taken), key=lambda i: i.feasibility < 4)  # stable sort
 
 
 def _pick(ranked: list[Idea], n: int) -> list[Idea]:
-    """Greedy choice of `n` ideas: untested first, preferring knobs not yet picked tonight."""
+    """Greedy choice of `n` ideas: untested knob sets only, each knob already picked tonight
+    costing 2 points of merit so that one night covers more of the space."""
     fresh = [i for i in ranked if i.novelty > 1]
     chosen: list[Idea] = []
     while fresh and len(chosen) < n:
         used = {k for i in chosen for k in i.knobs}
-        nxt = min(fresh, key=lambda i: (sum(k in used for k in i.knobs), fresh.index(i)))
+        nxt = max(fresh, key=lambda i: (_merit(i) - 2 * sum(k in used for k in i.knobs), -fresh.index(i)))
         chosen.append(nxt)
         fresh.remove(nxt)
     for idea in ranked:  # everything is tested: replicate the least-explored sets
         if len(chosen) >= n:
             break
         if idea not in chosen:
-            chosen.append(idea.model_copy(update={"name": f"{idea.name[:38]}_replicate",
-                                                  "title": "Replication: " + idea.title}))
+            base = "_x_".join(_slug(k) for k in idea.knobs)[:38]
+            chosen.append(idea.model_copy(update={"name": f"{base}_replicate", "title": "Replication: " + idea.title}))
     return chosen
 
 
@@ -368,14 +376,14 @@ class OfflineBrain:
     # -- ideas
 
     def ideas(self, ctx: IdeationContext) -> list[Idea]:
-        archive_key = sorted((a.name, tuple(a.knobs), a.score) for a in ctx.archive)
+        archive_key = sorted((a.template, a.name, tuple(a.knobs), str(a.score)) for a in ctx.archive)
         rng = self._rng("ideas", ctx.template.name, archive_key)
         taken = {a.name for a in ctx.archive if a.template == ctx.template.name}
         taken |= {i.name for i in ctx.seed_ideas}
         ideas = _rank(_candidates(ctx, rng), rng)
         for _ in range(max(1, ctx.reflections)):
-            ideas = _reflect(ideas, ctx.template, taken)
-        return _pick(ideas, ctx.num_ideas)
+            ideas = _reflect(ideas, taken)
+        return _unique_names(_pick(ideas, ctx.num_ideas), taken)
 
     def novelty(self, idea: Idea, hits: list[LiteratureHit]) -> NoveltyDecision:
         queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]
@@ -423,7 +431,7 @@ class OfflineBrain:
         within the knob's declared values, so the same plan is retried (the pipeline bounds
         the attempts) rather than pretending to repair it."""
         text = f"{failed.error or ''}\n{error_tail}".lower()
-        if "refused" in text or "search text" in text or "not found" in text:
+        if "refused" in text or "search text" in text:
             settings = run_settings(ctx.template, failed.planned)
             if settings:
                 return plan_for(self._code(ctx), ctx.template, settings, failed.planned.description)

@@ -46,6 +46,7 @@ NULL = r"no significant|null result|did not (?:improve|change|help)|no measurabl
 NOVEL = r"\bnovel\b|\bwe propose\b|\bfor the first time\b|\bnew (?:method|approach|framework|model)\b"
 CODE = r"github\.com|code (?:is|will be) (?:publicly )?(?:available|released)|open[- ]source"
 _CLAIM = re.compile(CLAIM, re.IGNORECASE)
+_CAPTION = re.compile(r"(?:Table|Figure|Fig\.)\s*\d+\s*[:.]|Caption:")  # captions describe, they do not claim
 SENSITIVE = r"face recognition|surveillance|personal data|human subjects|medical records|weapon"
 ETHICS = r"ethic|irb\b|institutional review|consent"
 
@@ -142,7 +143,7 @@ def plain(text: str) -> str:
     t = re.sub(r"(?<!\\)%.*", "", text)
     t = re.sub(r"\\begin\{(tabular\*?|equation\*?|align\*?)\}.*?\\end\{\1\}", "\n", t, flags=re.DOTALL)
     t = re.sub(r"\\(?:sub)*section\*?\{([^}]*)\}|\\paragraph\{([^}]*)\}", r"\n\n\1\2\n\n", t)
-    t = re.sub(r"\\caption\{", "\n\n", t)
+    t = re.sub(r"\\caption\{", "\n\nCaption: ", t)
     t = re.sub(r"\\(?:begin|end)\{[^}]*\}|\\item\b", "\n\n", t)
     t = re.sub(r"~?\\cite\w*\*?(?:\[[^\]]*\])*\{[^}]*\}", "", t)
     t = re.sub(r"\\(?:ref|label|includegraphics)(?:\[[^\]]*\])?\{[^}]*\}", "", t)
@@ -152,18 +153,30 @@ def plain(text: str) -> str:
     return t
 
 
-def _sentences(text: str) -> list[str]:
+def _sentences(text: str, min_words: int = 4) -> list[str]:
     out = []
     for par in re.split(r"\n\s*\n", plain(text)):
         flat = re.sub(r"\s+", " ", par).strip()
-        out += [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", flat) if len(s.split()) >= 4]
+        out += [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", flat) if len(s.split()) >= min_words]
     return out
+
+
+def _limitations_said(sentences: list[str]) -> list[str]:
+    """Sentences that name a limitation, or that follow a `Limitations.` run-in heading."""
+    out = []
+    for i, s in enumerate(sentences):
+        if re.fullmatch(r"(?:\d+(?:\.\d+)*\s+)?limitations?\W*", s, re.IGNORECASE) and i + 1 < len(sentences):
+            out.append(sentences[i + 1])
+        elif "limitation" in s.lower() and len(s.split()) >= 4:
+            out.append(s)
+    return [s[:200] for s in out][:3]
 
 
 def extract(text: str) -> Features:
     """Measure a paper's text for the rubric."""
     headings = _headings(text)
-    sentences = _sentences(text)
+    all_sentences = _sentences(text, min_words=1)
+    sentences = [s for s in all_sentences if len(s.split()) >= 4]
     words = len(re.findall(r"[A-Za-z]{2,}", plain(text)))
     low = text.lower()
     return Features(
@@ -178,11 +191,11 @@ def extract(text: str) -> Features:
         ablation=bool(re.search(ABLATION, low)),
         baselines=len(re.findall(BASELINE, text, re.IGNORECASE)),
         theory=bool(re.search(THEORY, low)),
-        claims=[s[:160] for s in sentences if _CLAIM.search(s)][:5],
+        claims=[s[:160] for s in sentences if _CLAIM.search(s) and not _CAPTION.match(s)][:5],
         null_result=bool(re.search(NULL, low)),
         novelty_words=len(re.findall(NOVEL, low)),
         code=bool(re.search(CODE, low)),
-        limitation_sentences=[s[:200] for s in sentences if "limitation" in s.lower()][:3],
+        limitation_sentences=_limitations_said(all_sentences),
         sensitive=bool(re.search(SENSITIVE, low)),
         ethics_statement=bool(re.search(ETHICS, low)),
         mean_sentence_words=(sum(len(s.split()) for s in sentences) / len(sentences)) if sentences else 0.0,
@@ -332,7 +345,7 @@ def _limitations(f: Features) -> list[str]:
 def _summary(f: Features) -> str:
     found = ", ".join(s.replace("_", " ") for s in f.sections) or "no recognisable sections"
     lead = f.abstract.split(". ")[0].rstrip(".") + "." if f.abstract else "The paper has no recognisable abstract."
-    return (f"\"{f.title}\". {lead} The text has about {f.words} words ({found}), {f.figures} figures, "
+    return (f"\"{f.title or '(untitled)'}\". {lead} The text has about {f.words} words ({found}), {f.figures} figures, "
             f"{f.tables} tables and about {f.references} references; its evidence includes "
             f"{', '.join(f.stats) or 'no uncertainty estimates'}"
             f"{', seeds or repeated runs' if f.seeds else ''}{', an ablation' if f.ablation else ''}.")

@@ -31,9 +31,40 @@ _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
+# Characters pdflatex's default UTF-8 setup lacks; other symbols outside Latin-1 become `?`.
+_UNICODE = {"\u2212": "-", "\u2013": "--", "\u2014": "---", "\u2018": "`", "\u2019": "'", "\u201c": "``",
+            "\u201d": "''", "\u2026": "...", "\u2264": "$\\leq$", "\u2265": "$\\geq$", "\u00d7": "$\\times$",
+            "\u2192": "$\\to$", "\u00b1": "$\\pm$", "\u2248": "$\\approx$", "\u221e": "$\\infty$"}
+_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma " \
+         "sigma tau upsilon phi chi psi omega".split()
+
+
+def _char(c: str) -> str:
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if ord(c) < 0x100:
+        return c
+    if c in _UNICODE:
+        return _UNICODE[c]
+    if 0x3b1 <= ord(c) <= 0x3c9 and _GREEK[ord(c) - 0x3b1] != "omicron":
+        return f"$\\{_GREEK[ord(c) - 0x3b1]}$"
+    return "?"
+
+
 def esc(text: str) -> str:
-    """Plain text made safe for LaTeX."""
-    return "".join(_ESCAPES.get(c, c) for c in str(text))
+    """Plain text made safe for pdflatex."""
+    return "".join(_char(c) for c in str(text))
+
+
+PROPER = {"adam", "adamw", "sgd", "gaussian", "fourier", "xavier", "kaiming", "lion", "transformer"}
+
+
+def lower_first(text: str) -> str:
+    """Lower-case the first word unless it is a name or an acronym (`Adam`, `DDPM`)."""
+    first = text.split()[0] if text.split() else ""
+    if first[1:].islower() and first.lower() not in PROPER:
+        return text[0].lower() + text[1:]
+    return text
 
 
 def pct(x: float | None) -> str:
@@ -52,6 +83,10 @@ def analysis_of(ctx: PaperContext) -> Analysis:
     if ctx.analysis:
         return Analysis.model_validate(ctx.analysis)
     return analyze(ctx.template, ctx.baseline, ctx.runs, scale=ctx.scale)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _listing(items: list[str], conj: str = "and") -> str:
@@ -103,12 +138,12 @@ def _strongest(a: Analysis, verdict: str) -> tuple[RunAnalysis, str, Comparison]
 
 
 def _stat(c: Comparison) -> str:
-    """`0.512 vs 0.534 (-4.12\\%, $p = 0.0120$, $g = -1.30$)`."""
-    parts = [pct(c.delta_pct) if c.delta_pct is not None else f"$\\Delta = {fmt(c.delta)}$"]
-    if c.p_value is not None:
-        parts.append(f"$p = {fmt(c.p_value)}$")
+    """`0.512 against 0.534 (-4.12\\%, $p$ = 0.0120, $g$ = -1.30)`."""
+    parts = [pct(c.delta_pct) if c.delta_pct is not None else f"$\\Delta$ = {fmt(c.delta)}"]
+    if c.p_value is not None:  # numbers stay in text mode: `2.94e-7` must not become a subtraction
+        parts.append(f"$p$ = {fmt(c.p_value)}")
     if c.hedges_g is not None:
-        parts.append(f"$g = {fmt(c.hedges_g)}$")
+        parts.append(f"$g$ = {fmt(c.hedges_g)}")
     if c.note and c.p_value is None:
         parts.append(esc(c.note))
     return f"{fmt(c.run.mean)} against {fmt(c.baseline.mean)} ({', '.join(parts)})"
@@ -148,6 +183,8 @@ def _title(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
         return title + rng.choice([": A Null Result", " (No Measurable Effect)", ": Mostly Noise"])
     if a.verdict == "mixed":
         return title + rng.choice([": It Depends", " (Mixed Evidence)"])
+    if a.verdict == "inconclusive":
+        return title + " (Inconclusive: No Run Finished)"
     return title
 
 
@@ -185,12 +222,12 @@ def _verdict_sentence(a: Analysis, rng: random.Random) -> str:
 def _abstract(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     metric = _metric(a, a.primary_metric)
     opener = rng.choice([
-        f"We ask whether {_knob_phrase(a)} matters for {metric} in {esc(a.setup.title.rstrip('.'))}.",
-        f"This paper tests one narrow question about {esc(a.setup.title.rstrip('.'))}: does changing "
+        f"We ask whether {_knob_phrase(a)} matters for {metric} in {esc(lower_first(a.setup.title.rstrip('.')))}.",
+        f"This paper tests one narrow question about {esc(lower_first(a.setup.title.rstrip('.')))}: does changing "
         f"{_knob_phrase(a)} move {metric} ({_better_word(a)})?",
     ])
     datasets = _listing([f"\\texttt{{{esc(d)}}}" for d in a.baseline])
-    design = (f"We ran {a.n_runs} settings against the default configuration, each with "
+    design = (f"We ran {plural(a.n_runs, 'setting')} against the default configuration, each with "
               f"{_seeds_text(a, ctx)} on {a.n_datasets} dataset{'s' if a.n_datasets != 1 else ''} "
               f"({datasets}), and compared them with Welch t-tests and {a.ci_level}\\% confidence intervals.")
     closer = ("The experiments, the statistics and this text were produced by the offline brain of "
@@ -212,7 +249,7 @@ def _bib_titles(ctx: PaperContext) -> dict[str, str]:
 
 def _introduction(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     keys = ctx.bib_keys[:2]
-    task = a.setup.description.strip().split("\n\n")[0]
+    task = re.split(r"(?<=[.!?])\s+", a.setup.description.strip(), maxsplit=1)[0]
     knob_lines = []
     for k in a.knobs:
         knob_lines.append(f"\\texttt{{{esc(k.name)}}} ({esc(k.description.rstrip('.')) or 'a template knob'}; "
@@ -223,13 +260,14 @@ def _introduction(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
         f"Small design choices such as {_listing(knob_lines)} are rarely tested in isolation, with seeds controlled.",
     ])
     contributions = [
-        f"a controlled sweep of {_knob_phrase(a)} over {a.n_runs} settings, each repeated over "
+        f"a controlled sweep of {_knob_phrase(a)} over {plural(a.n_runs, 'setting')}, each repeated over "
         f"{_seeds_text(a, ctx)} on {a.n_datasets} dataset{'s' if a.n_datasets != 1 else ''};",
         f"per-setting means with {a.ci_level}\\% confidence intervals, Welch t-tests against the baseline "
         f"and Hedges' $g$ effect sizes, for every metric;",
         {"effect": "evidence of a consistent effect on the primary metric, summarised below;",
          "null": "a clear null result: no setting moves the primary metric beyond seed noise;",
-         "mixed": "evidence that the effect depends on the setting and the dataset;"}[a.verdict],
+         "mixed": "evidence that the effect depends on the setting and the dataset;",
+         "inconclusive": "a record of a sweep whose runs did not finish, with the reasons;"}[a.verdict],
     ]
     task = esc(task.rstrip().rstrip("."))
     return (
@@ -306,7 +344,7 @@ def _setup(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     return (
         f"All experiments use the \\texttt{{{scale}}} scale of the template{scale_desc}. "
         f"Every call of the experiment script trains and evaluates on {datasets} with {_seeds_text(a, ctx)}"
-        f"{limit}. The baseline is the unchanged template; the study adds {a.n_runs} runs, of which "
+        f"{limit}. The baseline is the unchanged template; the study adds {plural(a.n_runs, 'run')}, of which "
         f"{a.n_ok} finished" + (f" and {failed} failed" if failed else "") + ".\n\n"
         f"We report {_listing(metrics)}.\n\n"
         "The idea, the run plan, the code edits, the analysis and the text of this paper were produced "
@@ -371,7 +409,7 @@ def secondary_table(ctx: PaperContext, a: Analysis) -> str:
         nw = sum(c.verdict == "worse" for _, _, c in comps)
         r, ds, c = max(comps, key=lambda x: abs(x[2].delta_pct or 0.0))
         rows.append(f"\\texttt{{{esc(m.name)}}} & {m.direction} & {nb} & {nw} & {len(comps) - nb - nw} & "
-                    f"{esc(r.label)} on \\texttt{{{esc(ds)}}}: {pct(c.delta_pct)} ($p = {fmt(c.p_value)}$) \\\\")
+                    f"{esc(r.label)} on \\texttt{{{esc(ds)}}}: {pct(c.delta_pct)} ($p$ = {fmt(c.p_value)}) \\\\")
     if not rows:
         return ""
     return (
@@ -409,8 +447,8 @@ def _dataset_paragraph(a: Analysis, ds: str, rng: random.Random) -> str:
         ])
     text = []
     for r, c in sorted(sig, key=lambda rc: rc[1].p_value if rc[1].p_value is not None else 0.0):
-        word = "improved" if c.verdict == "better" else "degraded"
-        text.append(f"{esc(r.label)} {_move(c)} {metric}, which {word} it: {_stat(c)}")
+        word = "an improvement" if c.verdict == "better" else "a degradation"
+        text.append(f"{esc(r.label)} {_move(c)} {metric}, {word}: {_stat(c)}")
     lead = f"On \\texttt{{{esc(ds)}}}, " + "; ".join(text) + "."
     if best.run == "run_0":
         lead += " The default configuration remains the best setting here."
@@ -424,7 +462,7 @@ def _failures(a: Analysis) -> str:
     if not failed:
         return ""
     items = _listing([f"{esc(r.label)} ({failure_kind(r.error)})" for r in failed])
-    return (f"\n\n{len(failed)} of {a.n_runs} runs did not finish and are left out of every table: {items}. "
+    return (f"\n\n{len(failed)} of {plural(a.n_runs, 'run')} did not finish and are left out of every table: {items}. "
             "Their absence narrows the sweep; we do not guess their outcome.")
 
 
@@ -437,8 +475,8 @@ def _results(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     body += [_dataset_paragraph(a, ds, rng) + "\n" for ds in a.baseline]
     second = secondary_table(ctx, a)
     if second:
-        body.append("Table~\\ref{tab:secondary} summarises the secondary metrics, which show the cost side of "
-                    "each setting.\n")
+        body.append("Table~\\ref{tab:secondary} summarises the secondary metrics: what each setting changes "
+                    "besides the primary one.\n")
     for note in ctx.figures:
         body.append(f"Figure~\\ref{{fig:{slug(Path(note.file).stem)}}} {esc(note.description)}\n")
     text = "\n".join(body) + _failures(a) + "\n\n" + primary_table(ctx, a) + "\n" + second
@@ -455,13 +493,22 @@ def _limitations(ctx: PaperContext, a: Analysis) -> str:
     )
 
 
+def _effect_sign(a: Analysis) -> str:
+    """'better' or 'worse': the direction of every significant primary comparison (effect)."""
+    signs = {c.verdict for _, _, c in a.comparisons()} - {"no_significant_difference"}
+    return "better" if signs == {"better"} else "worse"
+
+
 def _conclusion(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     knobs = _knob_phrase(a)
     metric = _metric(a, a.primary_metric)
     summary = {
         "effect": rng.choice([
-            f"Changing {knobs} has a measurable and consistent effect on {metric}.",
-            f"{knobs[0].upper() + knobs[1:]} matters for {metric}: the significant changes all point the same way.",
+            f"Changing {knobs} has a measurable and consistent effect on {metric}: every significant change "
+            + ("improved it." if _effect_sign(a) == "better" else "made it worse, so the default is the best "
+               "value we tested."),
+            f"{knobs[0].upper() + knobs[1:]} matters for {metric}: the significant changes all point the same way, "
+            + ("towards improvement." if _effect_sign(a) == "better" else "against moving away from the default."),
         ]),
         "null": rng.choice([
             f"Within the tested values, {knobs} does not measurably change {metric}; the default is as good as "
@@ -471,6 +518,8 @@ def _conclusion(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
         ]),
         "mixed": (f"The effect of {knobs} on {metric} depends on the value and the dataset, so no single "
                   "setting can be recommended from these runs."),
+        "inconclusive": (f"No run of the sweep finished, so this study cannot say whether {knobs} matters for "
+                         f"{metric}; the failures above are its only result."),
     }[a.verdict]
     best = [f"{esc(b.label)} on \\texttt{{{esc(ds)}}}" for ds, b in a.best.items() if b.run != "run_0"]
     best_text = (f" The best settings found were {_listing(best)}." if best
@@ -566,6 +615,14 @@ def _drop_pattern(text: str, pattern: str) -> tuple[list[Edit], str]:
     return edits, text
 
 
+def _replace_all(text: str, old: str, new: str) -> tuple[list[Edit], str]:
+    edits = []
+    while (i := text.find(old)) >= 0:
+        edit, text = _unique_edit(text, i, i + len(old), new)
+        edits.append(edit)
+    return edits, text
+
+
 def _drop_cite_key(text: str, key: str) -> tuple[list[Edit], str]:
     edits = []
     pattern = rf"~?\\cite[pt]?\*?(?:\[[^\]]*\])*\{{([^}}]*\b{re.escape(key)}\b[^}}]*)\}}"
@@ -587,6 +644,9 @@ def fix_latex(tex: str, log_tail: str) -> list[Edit]:
         if chars:
             new, text = _escape_line(text, line, chars)
             edits += new
+    for char in set(re.findall(r"Unicode character (.) \(U\+[0-9A-F]+\)", log_tail)):
+        new, text = _replace_all(text, char, _char(char) if _char(char) != char else "?")
+        edits += new
     for name in set(re.findall(r"File [`']([^']+)' not found", log_tail)):
         stem = re.escape(Path(name).stem)
         new, text = _drop_pattern(text, rf"\\includegraphics(?:\[[^\]]*\])?\{{[^}}]*{stem}(?:\.\w+)?\}}")

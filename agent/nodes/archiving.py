@@ -10,7 +10,7 @@ from agent import workdir as wd
 from agent.archive import PaperEntry
 from agent.nodes.deps import Deps
 from agent.nodes.experiments import NOTES_FILE
-from agent.nodes.plotting import RESULTS_FILE
+from agent.nodes.plotting import FIGURES_FILE, RESULTS_FILE
 from agent.nodes.review import REVIEW_FILE
 from agent.nodes.stage import StageResult
 from agent.nodes.writeup import PAPER, SECTIONS_FILE
@@ -43,7 +43,9 @@ def archive(deps: Deps, task: IdeaTask) -> StageResult:
         code_diff=wd.code_diff(workdir),
         bundle_path=bundle,
         meta={"generation": task.get("generation", 1), "python": platform.python_version(),
-              "machine": platform.machine(), "brain_label": deps.brain.info.label},
+              "machine": platform.machine(), "brain_label": deps.brain.info.label,
+              "figures": json.loads((workdir / FIGURES_FILE).read_text())},
+        log_files=sorted(workdir.glob("*.log")),
     )
     paper_id = deps.archive.add(entry)
     return Outcome(idea=idea["name"], title=entry.title, status="archived", stage="archive",

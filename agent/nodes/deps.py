@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.archive import Archive
@@ -20,6 +21,11 @@ class Deps:
     executor: Executor
     archive: Archive
     run_dir: Path
+    slots: threading.BoundedSemaphore = field(init=False)
+    """Bounds how many ideas are inside a stage at once (--parallel)."""
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(self.settings.parallel)
 
     def workdir(self, idea_name: str) -> Path:
         return self.run_dir / idea_name

@@ -15,7 +15,7 @@ from pathlib import Path
 from agent import workdir as wd
 from agent.brain import ExperimentContext, PlannedRun, RunRecord
 from agent.edits import EditRefused, apply_edits
-from agent.errors import StageFailed, TemplateError
+from agent.errors import TemplateError
 from agent.nodes.baseline import experiment_cmd, limits_for, load_info
 from agent.nodes.deps import Deps
 from agent.nodes.stage import StageResult, failed
@@ -127,10 +127,3 @@ def execute(deps: Deps, workdir: Path, name: str, plan: PlannedRun, fixes: int) 
     except (OSError, ValueError, TemplateError) as e:
         return record.model_copy(update={"error": f"bad results: {e}", "wall_s": wall})
     return record.model_copy(update={"ok": True, "results": info, "wall_s": wall})
-
-
-def require_ok_runs(workdir: Path) -> list[RunRecord]:
-    runs = [r for r in load_runs(workdir) if r.ok]
-    if not runs:
-        raise StageFailed("experiments", "no successful run to write about")
-    return runs

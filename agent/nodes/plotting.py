@@ -12,7 +12,7 @@ from agent.edits import EditRefused, apply_edits
 from agent.errors import StageFailed
 from agent.nodes.baseline import load_info
 from agent.nodes.deps import Deps
-from agent.nodes.experiments import NOTES_FILE, load_runs, note, require_ok_runs
+from agent.nodes.experiments import NOTES_FILE, load_runs, note
 from agent.nodes.stage import StageResult
 from agent.progress import emit
 from agent.sandbox import Limits, python_executable
@@ -30,7 +30,6 @@ def results_bundle(deps: Deps, workdir: Path) -> dict:
 
     runs = load_runs(workdir)
     baseline = load_info(workdir / "run_0")
-    ok = [r for r in runs if r.ok]
     return {
         "template": deps.template.name,
         "scale": deps.settings.scale,
@@ -38,10 +37,10 @@ def results_bundle(deps: Deps, workdir: Path) -> dict:
         "datasets": deps.template.datasets_for(deps.settings.scale),
         "baseline": baseline,
         "runs": {r.name: {"description": r.planned.description, "args": r.planned.args,
-                          "final_info": r.results, "wall_s": r.wall_s} for r in ok},
+                          "final_info": r.results, "wall_s": r.wall_s} for r in runs if r.ok},
         "failed_runs": {r.name: {"description": r.planned.description, "error": (r.error or "")[-500:]}
                         for r in runs if not r.ok},
-        "analysis": analyze(deps.template, baseline, ok).model_dump(mode="json"),
+        "analysis": analyze(deps.template, baseline, runs, scale=deps.settings.scale).model_dump(mode="json"),
     }
 
 
@@ -64,7 +63,7 @@ def paper_context(deps: Deps, task: IdeaTask) -> PaperContext:
         template=deps.template,
         scale=deps.settings.scale,
         baseline=results["baseline"],
-        runs=require_ok_runs(workdir),
+        runs=load_runs(workdir),
         analysis=results["analysis"],
         figures=[FigureNote.model_validate(f) for f in json.loads(figures_file.read_text())]
         if figures_file.is_file() else [],
@@ -80,7 +79,7 @@ def plot(deps: Deps, task: IdeaTask) -> StageResult:
     (workdir / RESULTS_FILE).write_text(json.dumps(results_bundle(deps, workdir), indent=1))
     ctx = paper_context(deps, task)
     plan = deps.brain.plot_plan(ctx)
-    ok_names = {"run_0"} | {r.name for r in ctx.runs}
+    ok_names = {"run_0"} | {r.name for r in ctx.runs if r.ok}
     labels = {k: v for k, v in plan.labels.items() if k in ok_names} or {n: n for n in sorted(ok_names)}
     (workdir / "labels.json").write_text(json.dumps(labels, indent=1))
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from langgraph.types import Command, Send
@@ -30,16 +31,10 @@ def idea_stage(deps: Deps, name: str, fn: StageFn) -> Callable[[IdeaTask], Comma
 
     def node(task: IdeaTask) -> Command:
         idea = task["idea"]
-        emit(idea["name"], name, note=idea["title"])
-        started = time.time()
-        try:
-            result = fn(deps, task)
-        except UserError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any bug in one idea must not end the night
-            reason = e.reason if isinstance(e, StageFailed) else f"{type(e).__name__}: {e}"
-            _log_error(deps, idea["name"], name, traceback.format_exc())
-            result = failed(task, name, reason)
+        with deps.slots:
+            emit(idea["name"], name, note=idea["title"])
+            started = time.time()
+            result = _guarded(deps, name, fn, task)
         if isinstance(result, tuple):
             nxt, out = result
             out = {**out, "timings": {**out.get("timings", {}), name: round(time.time() - started, 2)}}
@@ -54,6 +49,20 @@ def idea_stage(deps: Deps, name: str, fn: StageFn) -> Callable[[IdeaTask], Comma
 
     node.__name__ = name
     return node
+
+
+def _guarded(deps: Deps, name: str, fn: StageFn, task: IdeaTask) -> StageResult:
+    # An LLM brain tags every call of this stage with the idea, for per-paper costs.
+    scope = getattr(deps.brain, "idea_scope", None)
+    try:
+        with scope(task["idea"]["name"]) if scope else nullcontext():
+            return fn(deps, task)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any bug in one idea must not end the night
+        reason = e.reason if isinstance(e, StageFailed) else f"{type(e).__name__}: {e}"
+        _log_error(deps, task["idea"]["name"], name, traceback.format_exc())
+        return failed(task, name, reason)
 
 
 def failed(task: IdeaTask, stage: str, reason: str, status: str = "failed") -> Outcome:

@@ -74,7 +74,7 @@ def unfaithful_sections(parts: dict[str, str], results: dict) -> dict[str, list[
     for section, text in parts.items():
         if section == "brain":
             continue
-        report = faithfulness.check(text, results, body_only=True)
+        report = faithfulness.check(text, results)
         if not report.ok:
             bad[section] = [b.text for b in report.bad]
     return bad

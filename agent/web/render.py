@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from agent.archive_fs import atomic_write_text
-from agent.archive_index import IndexRow, Outcome
+from agent.archive_index import IndexRow, OutcomeRow
 from agent.web.diff import classify, diff_stat
 
 ASSETS = ("style.css", "archive.js")
@@ -104,7 +104,10 @@ def _score(value: float | None) -> str:
 
 
 def _cost(value: float | None) -> str:
-    return "—" if value is None else f"${value:.2f}"
+    """Dollars; cents hide the cost of a cheap model, so amounts under $1 keep four decimals."""
+    if value is None:
+        return "—"
+    return f"${value:.2f}" if value == 0 or value >= 1 else f"${value:.4f}"
 
 
 def _seconds(value: float | None) -> str:
@@ -184,7 +187,7 @@ def _rows_table(rows: list[IndexRow], table_id: str, depth: int = 0) -> str:
         "<thead><tr><th>#</th>"
         '<th aria-sort="descending"><button type="button" class="sort" data-key="score" id="sort-score">'
         "Score</button></th>"
-        "<th>Title</th><th>Template</th><th>Decision</th><th>Numbers</th><th>Written by</th>"
+        "<th>Title</th><th>Template</th><th>Decision</th><th>Faithful</th><th>Written by</th>"
         '<th class="num">Cost</th>'
         '<th><button type="button" class="sort" data-key="date" id="sort-date">Date</button></th>'
         "<th>PDF</th></tr></thead>"
@@ -234,7 +237,7 @@ def render_index(rows: list[IndexRow]) -> str:
 # ---------------------------------------------------------------- last-night.html
 
 
-def render_last_night(run_id: str | None, rows: list[IndexRow], outcomes: list[Outcome]) -> str:
+def render_last_night(run_id: str | None, rows: list[IndexRow], outcomes: list[OutcomeRow]) -> str:
     """The latest run: its papers, and for every other idea the stage where it stopped and why."""
     if run_id is None:
         body = '<h1>Last night</h1><p class="empty">No run has reported yet.</p>'
@@ -257,7 +260,7 @@ def render_last_night(run_id: str | None, rows: list[IndexRow], outcomes: list[O
             f'<tr data-idea="{esc(o.idea_name)}"><td><code>{esc(o.idea_name)}</code>'
             f'<div class="sub">{esc(o.title)}</div></td>'
             f'<td class="stage">{esc(o.stage)}</td><td>{esc(o.status)}</td>'
-            f'<td class="reason">{esc(o.reason)}</td>'
+            f'<td class="reason">{_clip(o.reason, "outcomes.jsonl", 4000)}</td>'
             f'<td class="date">{esc(_when(o.recorded_at))}</td></tr>'
             for o in stopped
         )
@@ -287,11 +290,11 @@ def _read_text(path: Path) -> str:
         return ""
 
 
-def _clip(text: str, name: str) -> str:
-    if len(text) <= PAGE_TEXT_LIMIT:
+def _clip(text: str, name: str, limit: int = PAGE_TEXT_LIMIT) -> str:
+    """Escaped text, cut at `limit` characters with a pointer to where the rest is."""
+    if len(text) <= limit:
         return esc(text)
-    more = f"\n… {len(text) - PAGE_TEXT_LIMIT:,} more characters in {name}"
-    return esc(text[:PAGE_TEXT_LIMIT] + more)
+    return esc(f"{text[:limit]}\n… {len(text) - limit:,} more characters in {name}")
 
 
 def _review_block(review: Any, which: str) -> str:

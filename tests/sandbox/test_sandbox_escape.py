@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import sys
 import threading
 import tomllib
@@ -264,3 +265,50 @@ def test_rewriting_the_timeout_changes_nothing(site: Site):
     assert not (site.workdir / "woke.txt").exists()
     assert "timeout_s = 2" in site.config.read_text()
     assert_contained(site, before, mark)
+
+
+SETUID = """
+import os, shutil, stat, time
+shutil.copy("/bin/sh", "rootshell")
+os.chmod("rootshell", 0o6755)  # outside, the file belongs to the orchestrator's uid
+print(oct(os.stat("rootshell").st_mode & 0o7777))
+"""
+
+
+def test_setuid_files_written_by_the_run_lose_the_bit(site: Site):
+    """Run as root, the orchestrator would otherwise find a setuid-root shell in the work folder."""
+    result = run_script(site, SETUID, QUICK)
+    assert result.ok and result.stdout_tail.strip() == "0o6755"  # it did set the bits inside
+    mode = (site.workdir / "rootshell").stat().st_mode
+    assert mode & (stat.S_ISUID | stat.S_ISGID) == 0 and mode & 0o777 == 0o755
+
+
+DECOYS = """
+import os, sys
+secret = sys.argv[1]  # a path the run cannot read, but the orchestrator can
+for name in ("sandbox.stdout.log", "sandbox.stderr.log", "final_info.json"):
+    if os.path.exists(name):
+        os.unlink(name)
+    os.symlink(secret, name)
+os.mkfifo("results.fifo")
+os.makedirs("sub")
+os.symlink(os.path.dirname(secret), "sub/up")
+"""
+
+
+def test_symlinks_left_by_the_run_do_not_make_the_orchestrator_read_secrets(site: Site):
+    """The run cannot read ~/.ssh/id_rsa, but it can leave a symlink to it where the orchestrator
+    will read its logs and results. The tails come from our own descriptors, and `read_output`
+    refuses links, FIFOs and paths that leave the work folder."""
+    key = site.home / ".ssh" / "id_rsa"
+    result = run_script(site, DECOYS, QUICK, str(key))
+    assert result.ok, result.error_tail()
+    assert CANARY not in result.stdout_tail + result.stderr_tail
+    assert (site.workdir / "final_info.json").is_symlink()  # the decoys are in place
+    for name in ("final_info.json", "sandbox.stdout.log", "results.fifo", "sub/up/id_rsa", "../../../../home/.ssh/id_rsa"):
+        with pytest.raises(OSError):
+            sandbox.read_output(site.workdir, name)
+    (site.workdir / "ok.json").write_text("{}")
+    assert sandbox.read_output(site.workdir, "ok.json") == b"{}"
+    with pytest.raises(PermissionError, match="more than"):
+        sandbox.read_output(site.workdir, "ok.json", max_bytes=1)
