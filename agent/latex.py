@@ -45,9 +45,10 @@ TEX_ENV = {
 LATEXMK = [
     "latexmk", "-norc", "-pdf", "-f", "-interaction=nonstopmode", "-no-shell-escape", TEX,
 ]
-# Without -halt-on-error, one pass reports every error; `-f` lets bibtex run regardless, so
-# an undefined citation in the log is a real one. Errors keep TeX's classic `! ...` / `l.N`
-# form, which brains (and the offline brain's parser) know best.
+# Without -halt-on-error one pass reports every error, and `-f` still runs bibtex; but after
+# an error latexmk skips the reruns, so undefined references are then read from the source
+# (see `log_problems`). Errors keep TeX's classic `! ...` / `l.N` form, which brains (and
+# the offline brain's parser) know best.
 # chktex warnings worth a repair round: unbalanced braces and math mode left open. The
 # rest (spacing, dashes, `~`) is style, and intervals like [0, 1) trip the bracket checks.
 CHKTEX_SERIOUS = {9, 10, 15, 16, 17}
@@ -128,7 +129,8 @@ def compile_pdf(paper_dir: Path, timeout_s: int = 180) -> CompileResult:
     _require_tools()
     paper_dir = paper_dir.resolve()
     pdf = paper_dir / "paper.pdf"
-    pdf.unlink(missing_ok=True)  # a stale PDF must not pass for a fresh one
+    for stale in (pdf, paper_dir / "paper.log"):  # a stale PDF or log must not pass for a fresh one
+        stale.unlink(missing_ok=True)
     limits = sandbox.Limits(timeout_s=timeout_s, memory_mb=2048, disk_mb=512, max_procs=64, file_size_mb=128)
     res = sandbox.run(LATEXMK, paper_dir, limits, env=TEX_ENV, log_dir=paper_dir / ".logs", log_name="latexmk")
     log = _read(paper_dir / "paper.log")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy import stats
 
 from agent.brain import Brain
 from agent.errors import BudgetExceeded, UserError
@@ -208,6 +207,8 @@ def _rates(truth: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
 
 def auc(truth: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney U, ties counted half); NaN with one class."""
+    from scipy import stats  # slow to import; the CLI loads this module only for review-bench
+
     n_pos, n_neg = int(truth.sum()), int((~truth).sum())
     if n_pos == 0 or n_neg == 0:
         return math.nan
@@ -242,6 +243,8 @@ def _nan_none(x: float) -> float | None:
 
 def correlations(overall: np.ndarray, human: np.ndarray) -> dict[str, float | None]:
     """Pearson and Spearman r of Overall with the mean human score (None if either is constant)."""
+    from scipy import stats
+
     ok = ~np.isnan(human)
     x, y = overall[ok].astype(float), human[ok]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:

@@ -815,7 +815,7 @@ def run(
         if cgroup is not None:  # join the cgroup before bwrap starts, so every process lands in it
             argv = ["/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', str(cgroup.procs_file), *argv]
         full_env = sandbox_env(env, home=home, sandboxed=not unsafe, address_limit=address_limit)
-        out, err = (stack.enter_context(open(p, "wb")) for p in paths)
+        out, err = (stack.enter_context(open(p, "w+b")) for p in paths)  # w+: tails are read back via the fd
         return _supervise(
             argv, workdir, full_env, list(fds.values()), out, err, paths, limits, cgroup, unsafe
         )

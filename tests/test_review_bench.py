@@ -211,3 +211,34 @@ def test_cli_review_bench_refuses_a_missing_folder(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no such folder" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_review_bench_with_an_llm_reports_cost_and_tokens(tmp_path):
+    """The real `openai` client against a loopback server that scores each paper by the
+    SCORE line in its text; the meta-review averages the listed reviews."""
+    from tests.llm_server import LoopbackLLM
+
+    def answer(stage: str, req) -> Review:
+        if stage == "review":
+            return make_review(int(re.search(r"SCORE (\d+)", req.prompt).group(1)))
+        overall = [int(x) for x in re.findall(r'"overall":\s*(\d+)', req.prompt)]
+        return make_review(round(sum(overall) / len(overall)) if stage == "meta_review" else overall[0])
+
+    scores = [8, 7, 6, 3, 7, 6, 5, 4, 2, 1]
+    rows = [(f"p{i}", [float(s)], "Accept (Poster)" if i < 4 else "Reject", f"Paper {i}.\nSCORE {s}\n")
+            for i, s in enumerate(scores)]
+    data = write_bench(tmp_path / "data", rows)
+    with LoopbackLLM(default=answer) as srv:
+        out = subprocess.run(
+            [CLI, "review-bench", "--data", str(data), "--model", "test-model", "--base-url", srv.url,
+             "--reviewers", "2", "--parallel", "4", "--resamples", "100", "--json"],
+            cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        stages = srv.stages()
+    report = json.loads(out.stdout)
+    assert report["confusion"] == {"tp": 3, "fp": 2, "tn": 4, "fn": 1}
+    assert report["metrics"]["auc"]["value"] == pytest.approx(18 / 24)
+    assert sorted(set(stages)) == ["meta_review", "meta_review_reflect", "review"]
+    assert len(stages) == 10 * (2 + 2)
+    assert report["cost"]["calls"] == len(stages) and report["cost"]["prompt_tokens"] > 0
+    assert "test-model" in report["model"]

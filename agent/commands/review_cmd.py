@@ -6,9 +6,11 @@ import json
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -20,17 +22,24 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agent import review_bench
-from agent.brain import Brain, Review
+from agent.brain import Brain
 from agent.errors import UserError
 from agent.llm import make_brain
 from agent.llm.ledger import Ledger
 from agent.reviewing import ReviewOutcome, paper_text, review_paper
 
+if TYPE_CHECKING:
+    from agent import review_bench
+
 console = Console()
 err_console = Console(stderr=True)
 
 MODEL_HELP = "'offline' (default) or a model name of the endpoint"
+SCORES = (
+    ("Overall (1-10)", "overall"), ("Confidence (1-5)", "confidence"), ("Originality (1-4)", "originality"),
+    ("Quality", "quality"), ("Clarity", "clarity"), ("Significance", "significance"), ("Soundness", "soundness"),
+    ("Presentation", "presentation"), ("Contribution", "contribution"), ("Decision", "decision"),
+)
 
 
 def _brain(model: str | None, base_url: str | None, budget_usd: float | None, ledger: Path) -> Brain:
@@ -70,14 +79,16 @@ def render_outcome(outcome: ReviewOutcome, label: str) -> Group:
     """The meta-review in full, then each reviewer's scores."""
     m = outcome.meta
     colour = "green" if m.decision == "Accept" else "red"
-    scores = Table(show_header=True, box=None)
-    for col in ("", "Overall", "Conf.", "Orig.", "Qual.", "Clar.", "Sign.", "Sound.", "Pres.", "Contr.", "Decision"):
-        scores.add_column(col, justify="right" if col and col != "Decision" else "left")
-    for name, r in [("meta", m), *((f"reviewer {i + 1}", r) for i, r in enumerate(outcome.reviews))]:
-        scores.add_row(name, *(str(x) for x in _score_row(r)), r.decision)
+    scores = Table(box=None)
+    scores.add_column("Score")
+    reviews = [m, *outcome.reviews]
+    for name in ["Meta", *(f"R{i + 1}" for i in range(len(outcome.reviews)))]:
+        scores.add_column(name, justify="right")
+    for label, field in SCORES:
+        scores.add_row(label, *(str(getattr(r, field)) for r in reviews))
     body = [
         f"[bold {colour}]{m.decision}[/], Overall {m.overall}/10, confidence {m.confidence}/5 ({label})",
-        "", m.summary, "",
+        "", escape(m.summary), "",
         _bullets("Strengths", m.strengths), _bullets("Weaknesses", m.weaknesses),
         _bullets("Questions", m.questions), _bullets("Limitations", m.limitations),
         f"Ethical concerns: {'yes' if m.ethical_concerns else 'none'}", "", scores,
@@ -85,18 +96,13 @@ def render_outcome(outcome: ReviewOutcome, label: str) -> Group:
     return Group(Panel(Group(*body), title="Meta-review"))
 
 
-def _score_row(r: Review) -> list[int]:
-    return [r.overall, r.confidence, r.originality, r.quality, r.clarity, r.significance, r.soundness,
-            r.presentation, r.contribution]
-
-
 def _bullets(title: str, items: list[str]) -> str:
-    return f"[bold]{title}[/]\n" + ("\n".join(f"  - {x}" for x in items) if items else "  (none)") + "\n"
+    return f"[bold]{title}[/]\n" + ("\n".join(f"  - {escape(x)}" for x in items) if items else "  (none)") + "\n"
 
 
 def review_bench_cmd(
     data: Path | None = typer.Option(None, help="Folder with ratings.tsv and papers/ "
-                                     "(default ../shared/review_bench/iclr2022)"),
+                                     "(default: ../shared/review_bench/iclr2022 beside the repository)"),
     model: str | None = typer.Option(None, help=MODEL_HELP),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL"),
     limit: int | None = typer.Option(None, help="Review a stratified, seeded sample of N papers"),
@@ -111,6 +117,7 @@ def review_bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
     """Measure the reviewer against human accept/reject decisions, with bootstrap CIs."""
+    from agent import review_bench  # numpy and scipy: loaded only for this command
     data = data or review_bench.default_data_dir()
     if not data.exists():
         raise UserError(f"{data}: no such folder; pass --data DIR (the layout of ../shared/review_bench/)")
@@ -129,6 +136,8 @@ def review_bench_cmd(
 
 def _bench_with_progress(brain: Brain, data: Path, limit: int | None, reviewers: int, seed: int,
                          workers: int, resamples: int, ledger: Path) -> review_bench.BenchReport:
+    from agent import review_bench
+
     progress = Progress(
         TextColumn("[bold]reviewing[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True,

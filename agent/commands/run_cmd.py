@@ -1,4 +1,5 @@
-"""`ai-scientist run`, `resume` and `status`."""
+"""`ai-scientist run`, `resume` and `status`. The pipeline (LangGraph, torch-free but heavy)
+is imported inside the commands, so other commands start fast."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from agent import runner
 from agent.archive import Archive
 from agent.config import load_settings
 from agent.errors import ConfigError
@@ -48,6 +48,8 @@ def run(
                  budget_usd=budget_usd, archive=archive, executor=executor, ray_address=ray_address,
                  max_runs=max_runs, max_fixes=max_fixes, reviewers=reviewers, improve=improve,
                  generations=generations, literature=literature, unsafe_no_sandbox=unsafe_no_sandbox or None)
+    from agent import runner
+
     for name in names:
         settings = load_settings({**flags, "template": name}, config)
         started = time.time()
@@ -64,6 +66,8 @@ def resume(
     experiments: Path = typer.Option(Path("experiments"), help="Folder holding the runs"),
 ) -> None:
     """Continue a run after a crash, Ctrl-C, kill -9 or a spent budget."""
+    from agent import runner
+
     started = time.time()
     settings, outcomes = runner.resume(experiments, run_id, {"budget_usd": budget_usd, "parallel": parallel}, console)
     report(run_id, outcomes, Archive(settings.archive), time.time() - started)
@@ -74,6 +78,8 @@ def status(
     experiments: Path = typer.Option(Path("experiments"), help="Folder holding the runs"),
 ) -> None:
     """Show a run's progress (works from another terminal while it runs)."""
+    from agent import runner
+
     run_id = run_id or runner.latest_run(experiments)
     if run_id is None:
         raise ConfigError(f"no runs in {experiments}/ yet: start one with `ai-scientist run --template NAME`")

@@ -147,48 +147,55 @@ def test_seed(name: str) -> int:
 
 
 class AffineCoupling(nn.Module):
-    """y = m*x + (1-m)*(x*exp(s) + t) with (s, t) = MLP(m*x): triangular Jacobian, det = exp(sum s)."""
+    """Keeps coordinate k and maps the other one, u, to u * exp(s) + t with (s, t) = MLP(x_k).
 
-    def __init__(self, mask: torch.Tensor, hidden: int, act: type[nn.Module], bound: float):
+    In 2-D RealNVP's binary mask is just the index k of the kept coordinate. The Jacobian is
+    triangular with diagonal (1, exp(s)), so log|det| = s.
+    """
+
+    def __init__(self, kept: int, hidden: int, act: type[nn.Module], bound: float):
         super().__init__()
-        self.register_buffer("mask", mask)  # (2,), 1 = passed through, 0 = transformed
+        self.kept, self.moved = kept, 1 - kept
         self.bound = bound
         self.net = nn.Sequential(
-            nn.Linear(2, hidden), act(), nn.Linear(hidden, hidden), act(), nn.Linear(hidden, 4)
+            nn.Linear(1, hidden), act(), nn.Linear(hidden, hidden), act(), nn.Linear(hidden, 2)
         )
         # Zero last layer: every coupling starts as the identity, so the flow starts at N(0, I).
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
     def scale_shift(self, x_kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = self.net(x_kept).chunk(2, dim=1)  # (B, 2) each
-        s = self.bound * torch.tanh(s / self.bound)  # soft clamp of the log-scale
-        return s * (1 - self.mask), t * (1 - self.mask)
+        s, t = self.net(x_kept).chunk(2, dim=1)  # (B, 1) each
+        return self.bound * torch.tanh(s / self.bound), t  # soft clamp of the log-scale
+
+    def join(self, x_kept: torch.Tensor, x_moved: torch.Tensor) -> torch.Tensor:
+        pair = (x_kept, x_moved) if self.kept == 0 else (x_moved, x_kept)
+        return torch.cat(pair, dim=1)  # (B, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, 2) -> z (B, 2), log|det| (B,)."""
-        s, t = self.scale_shift(x * self.mask)
-        return x * torch.exp(s) + t, s.sum(dim=1)  # s, t are zero on kept coordinates
+        x_kept, x_moved = x[:, self.kept : self.kept + 1], x[:, self.moved : self.moved + 1]  # (B, 1)
+        s, t = self.scale_shift(x_kept)
+        return self.join(x_kept, x_moved * torch.exp(s) + t), s.squeeze(1)
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        s, t = self.scale_shift(z * self.mask)  # kept coordinates are unchanged, so this is exact
-        return (z - t) * torch.exp(-s)
+        z_kept, z_moved = z[:, self.kept : self.kept + 1], z[:, self.moved : self.moved + 1]
+        s, t = self.scale_shift(z_kept)  # the kept coordinate is unchanged, so this is exact
+        return self.join(z_kept, (z_moved - t) * torch.exp(-s))
 
 
 class RealNVP(nn.Module):
     def __init__(self, cfg: Config, permutation: str, seed: int):
         super().__init__()
         act = ACTIVATIONS[cfg.activation]
-        masks = [torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])]
         alternate = permutation in ("alternate", "rotation")
         self.layers = nn.ModuleList(
-            AffineCoupling(masks[i % 2 if alternate else 0], cfg.hidden_dim, act, cfg.log_scale_bound)
+            AffineCoupling(i % 2 if alternate else 0, cfg.hidden_dim, act, cfg.log_scale_bound)
             for i in range(cfg.n_layers)
         )
-        # Fixed rotations (det = 1, so no log-det term); identity matrices unless "rotation".
+        # "rotation": a fixed random rotation of the plane before each coupling (det = 1, no log-det).
+        self.rotate = permutation == "rotation"
         angles = torch.rand(cfg.n_layers, generator=torch.Generator().manual_seed(seed)) * 2 * math.pi
-        if permutation != "rotation":
-            angles = torch.zeros_like(angles)
         cos, sin = torch.cos(angles), torch.sin(angles)
         self.register_buffer("rotations", torch.stack([cos, -sin, sin, cos], 1).view(-1, 2, 2))  # (L, 2, 2)
 
@@ -196,7 +203,7 @@ class RealNVP(nn.Module):
         """Exact log-density in nats, x (B, 2) -> (B,)."""
         log_det = torch.zeros(x.shape[0], device=x.device)
         for rot, layer in zip(self.rotations, self.layers, strict=True):
-            x, ld = layer(x @ rot.T)
+            x, ld = layer(x @ rot.T if self.rotate else x)
             log_det = log_det + ld
         log_base = -0.5 * (x**2).sum(dim=1) - math.log(2 * math.pi)  # standard normal in 2-D
         return log_base + log_det
@@ -205,7 +212,8 @@ class RealNVP(nn.Module):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn(n, 2, generator=generator).to(self.rotations.device)  # (n, 2)
         for rot, layer in zip(reversed(self.rotations), reversed(self.layers), strict=True):
-            z = layer.inverse(z) @ rot  # rot is orthogonal: its inverse is rot.T
+            z = layer.inverse(z)
+            z = z @ rot if self.rotate else z  # rot is orthogonal: its inverse is rot.T
         return z
 
 
@@ -353,6 +361,10 @@ def main(argv: list[str] | None = None) -> None:
     if PERMUTATION not in ("alternate", "rotation", "identity"):
         raise SystemExit(f"PERMUTATION must be 'alternate', 'rotation' or 'identity', not {PERMUTATION!r}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        # The nets are tiny, so each op is overhead: one thread avoids OpenMP's hand-offs,
+        # which made a step 10x slower on a busy 2-core machine.
+        torch.set_num_threads(1)
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

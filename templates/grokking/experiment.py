@@ -150,10 +150,11 @@ class Transformer(nn.Module):
         self.blocks = nn.Sequential(*[Block(cfg) for _ in range(cfg.num_layers)])
         self.ln_f = nn.LayerNorm(cfg.dim_model)
         self.head = nn.Linear(cfg.dim_model, n_elements)
-        with torch.no_grad():
-            for name, w in self.named_parameters():
-                if name.endswith("weight") and w.dim() == 2:  # embeddings and linear maps
-                    w.mul_(INIT_SCALE)
+        for name, w in self.named_parameters():  # nanoGPT's init, times INIT_SCALE
+            if name.endswith("weight") and w.dim() == 2:  # embeddings and linear maps
+                nn.init.normal_(w, mean=0.0, std=0.02 * INIT_SCALE)
+            elif name.endswith("bias"):
+                nn.init.zeros_(w)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:  # idx: (B, T)
         x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))  # (B, T, C)

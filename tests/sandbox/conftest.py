@@ -18,7 +18,9 @@ BASE = Path("/var/tmp")
 def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     """A fresh site under /var/tmp: like a real project, it lies outside /tmp (which the sandbox
     replaces with its own), so a write that gets through would land on the real disk."""
-    tmp_path = Path(tempfile.mkdtemp(prefix="ai-scientist-sandbox-test-", dir=BASE if BASE.is_dir() else None))
+    tmp_path = Path(
+        tempfile.mkdtemp(prefix="ai-scientist-sandbox-test-", dir=BASE if BASE.is_dir() else None)
+    )
     home = tmp_path / "home"
     project = tmp_path / "project"
     workdir = project / "experiments" / "run_this" / "idea_1"

@@ -35,7 +35,9 @@ class Site:
             if p == self.workdir or self.workdir in p.parents:
                 continue
             rel = str(p.relative_to(self.root))
-            state[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else "dir"
+            state[rel] = (
+                hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else "dir"
+            )
         return state
 
 

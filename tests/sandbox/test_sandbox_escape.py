@@ -154,8 +154,12 @@ def test_secrets_other_runs_and_the_archive_are_invisible(site: Site, monkeypatc
 
 def test_control_the_secret_canaries_fire_without_the_sandbox(site: Site):
     targets = [str(p) for p in site.secrets]
-    script = READ_SECRETS.split("# Search everything")[0] + 'open("report.json", "w").write(json.dumps(report))\n'
-    result = run_script(site, script, QUICK, json.dumps(targets), CANARY[:12], CANARY[12:], unsafe_no_sandbox=True)
+    script = (
+        READ_SECRETS.split("# Search everything")[0] + 'open("report.json", "w").write(json.dumps(report))\n'
+    )
+    result = run_script(
+        site, script, QUICK, json.dumps(targets), CANARY[:12], CANARY[12:], unsafe_no_sandbox=True
+    )
     assert result.ok
     report = json.loads((site.workdir / "report.json").read_text())
     assert all(report[path] == "READ" for path in targets)
@@ -260,7 +264,9 @@ def test_rewriting_the_timeout_changes_nothing(site: Site):
     result = run_script(site, REWRITE_CONFIG, sandbox.Limits(timeout_s=timeout), str(site.config), mark)
     report = json.loads((site.workdir / "report.json").read_text())
     assert report["read config"] == "FileNotFoundError" and report["config"] != "REWROTE"
-    assert all(report[name] != "RAISED" for name in ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE"))
+    assert all(
+        report[name] != "RAISED" for name in ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE")
+    )
     assert result.timed_out and result.killed_for == "timeout" and not result.ok
     assert not (site.workdir / "woke.txt").exists()
     assert "timeout_s = 2" in site.config.read_text()
@@ -305,7 +311,13 @@ def test_symlinks_left_by_the_run_do_not_make_the_orchestrator_read_secrets(site
     assert result.ok, result.error_tail()
     assert CANARY not in result.stdout_tail + result.stderr_tail
     assert (site.workdir / "final_info.json").is_symlink()  # the decoys are in place
-    for name in ("final_info.json", "sandbox.stdout.log", "results.fifo", "sub/up/id_rsa", "../../../../home/.ssh/id_rsa"):
+    for name in (
+        "final_info.json",
+        "sandbox.stdout.log",
+        "results.fifo",
+        "sub/up/id_rsa",
+        "../../../../home/.ssh/id_rsa",
+    ):
         with pytest.raises(OSError):
             sandbox.read_output(site.workdir, name)
     (site.workdir / "ok.json").write_text("{}")

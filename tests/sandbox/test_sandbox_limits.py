@@ -92,7 +92,9 @@ def test_filling_the_disk_is_stopped_while_running(site: Site):
 
 
 def test_a_burst_past_the_quota_between_two_looks_still_counts(site: Site):
-    result = run_script(site, FILL_DISK.replace("time.sleep(0.002)", "pass"), sandbox.Limits(disk_mb=5), "x", "30")
+    result = run_script(
+        site, FILL_DISK.replace("time.sleep(0.002)", "pass"), sandbox.Limits(disk_mb=5), "x", "30"
+    )
     assert result.killed_for == "disk" and not result.ok
 
 

@@ -35,7 +35,9 @@ def test_detached_children_die_with_the_run(site: Site, unsafe: bool):
     the run's subreaper and kills the orphans."""
     before = site.snapshot()
     mark = marker()
-    result = run_script(site, DETACH, sandbox.Limits(timeout_s=60), mark, str(DELAY_S), unsafe_no_sandbox=unsafe)
+    result = run_script(
+        site, DETACH, sandbox.Limits(timeout_s=60), mark, str(DELAY_S), unsafe_no_sandbox=unsafe
+    )
     assert result.ok, result.error_tail()
     assert (site.workdir / "parent_done.txt").exists()
     assert processes_with(mark) == []
@@ -83,7 +85,9 @@ def test_a_breach_kills_only_the_run(site: Site):
     another group of the same user is left alone."""
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        result = sandbox.run(["sleep", "30"], site.workdir, sandbox.Limits(timeout_s=0.5), unsafe_no_sandbox=True)
+        result = sandbox.run(
+            ["sleep", "30"], site.workdir, sandbox.Limits(timeout_s=0.5), unsafe_no_sandbox=True
+        )
         assert result.timed_out
         assert bystander.poll() is None
     finally:

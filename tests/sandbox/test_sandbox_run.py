@@ -29,7 +29,11 @@ def test_output_goes_to_log_files_and_tails(tmp_path: Path):
     assert Path(result.stdout_path).read_text().count("\n") == 5000
     assert result.stdout_tail.endswith("line 4999\n") and len(result.stdout_tail) < 20_000
     tail = result.error_tail(lines=2)
-    assert tail.splitlines() == ["exit code 1", '  File "<string>", line 3, in <module>', "ValueError: the bug"]
+    assert tail.splitlines() == [
+        "exit code 1",
+        '  File "<string>", line 3, in <module>',
+        "ValueError: the bug",
+    ]
 
 
 def test_missing_bwrap_raises_tool_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -45,7 +49,9 @@ def test_unsafe_mode_can_come_from_the_environment(tmp_path: Path, monkeypatch: 
     assert "WITHOUT a sandbox" in capfd.readouterr().err
 
 
-def test_work_folders_that_would_open_the_machine_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_work_folders_that_would_open_the_machine_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("HOME", str(tmp_path / "me"))
     (tmp_path / "me").mkdir()
     for bad in (tmp_path, Path("/"), Path("/tmp"), Path("/usr/lib")):
@@ -96,8 +102,7 @@ def test_torch_trains_under_the_default_limits(tmp_path: Path):
 @pytest.mark.slow
 def test_matplotlib_writes_a_figure(tmp_path: Path):
     code = (
-        "import matplotlib.pyplot as plt\n"
-        "plt.plot([0, 1], [1, 0]); plt.title('loss'); plt.savefig('fig.png')"
+        "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.title('loss'); plt.savefig('fig.png')"
     )
     result = sandbox.run(py(code), tmp_path, sandbox.Limits(timeout_s=300))
     assert result.ok, result.error_tail()
