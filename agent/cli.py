@@ -7,7 +7,7 @@ import sys
 import typer
 
 from agent.commands import archive_cmd, doctor, review_cmd, run_cmd, sandbox_cmd, template_cmd
-from agent.errors import UserError
+from agent.errors import AIScientistError
 
 app = typer.Typer(
     name="ai-scientist",
@@ -25,10 +25,10 @@ review_cmd.register(app)
 
 
 def main() -> None:
-    """Run the CLI; a `UserError` becomes one line on stderr and exit code 2."""
+    """Run the CLI; our own errors become one line on stderr and exit code 2."""
     try:
         app(standalone_mode=False)
-    except UserError as e:
+    except AIScientistError as e:  # UserError, or a StageFailed that escaped its stage
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except typer.Exit as e:

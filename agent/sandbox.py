@@ -433,6 +433,7 @@ class _PidsCgroup:
             parent = root / "ai-scientist"
             try:
                 parent.mkdir(exist_ok=True)
+                _remove_stale(parent)
                 if v2:
                     (parent / "cgroup.subtree_control").write_text("+pids")
                 path = parent / uuid.uuid4().hex[:16]
@@ -478,6 +479,15 @@ class _PidsCgroup:
                 return
             except OSError:
                 time.sleep(0.005)  # dying processes leave the cgroup a moment after SIGKILL
+
+
+def _remove_stale(parent: Path) -> None:
+    """Delete empty run cgroups left by an orchestrator that was killed before it could clean up.
+    Only old ones: a new one is empty for the few milliseconds before its run joins it."""
+    for child in parent.iterdir():
+        with contextlib.suppress(OSError):
+            if child.is_dir() and time.time() - child.stat().st_mtime > 60:
+                child.rmdir()  # fails while processes are in it
 
 
 def _pids_hierarchies() -> list[tuple[Path, bool]]:
@@ -657,6 +667,16 @@ class _Watchdog:
 _PROTECTED = (*_SYSTEM_DIRS, "/etc", "/proc", "/sys", "/dev", "/boot", "/run")
 
 
+@cache
+def _warn_no_process_cap() -> None:
+    log.warning(
+        "sandbox: running as root without a writable pids cgroup, so no kernel cap on processes "
+        "(RLIMIT_NPROC does not apply to uid 0); the watchdog kills a run within %.1f s of passing "
+        "max_procs. Mount the cgroup pids controller read-write, or run as a normal user.",
+        TICK_S,
+    )
+
+
 def _validate_paths(workdir: Path, extra_ro: Sequence[Path]) -> tuple[Path, list[Path]]:
     """The work folder and read-only extras, resolved; refuse those that would open up the machine."""
     workdir = workdir.resolve()
@@ -792,6 +812,8 @@ def run(
     address_limit = not devices  # CUDA maps far more address space than it uses
     rlimits = _rlimits(limits, address_limit=address_limit, nproc=not unsafe)
     cgroup = _PidsCgroup.create(limits.max_procs + (1 if unsafe else 2))
+    if cgroup is None and os.geteuid() == 0:
+        _warn_no_process_cap()
 
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: cgroup and cgroup.remove())

@@ -104,6 +104,12 @@ class CallCache:
             )
         return None
 
+    def forget(self, key: str) -> None:
+        """Drop an answer that failed validation, so a resumed run asks again. Only in `auto`:
+        `record` keeps everything so that a replay reproduces the failure exactly."""
+        if self.mode is CacheMode.auto:
+            self._file(key).unlink(missing_ok=True)
+
     def put(self, answer: CachedAnswer) -> None:
         """Store atomically (temp file + rename), so concurrent runs never read half a file."""
         if not self.writes:

@@ -67,6 +67,7 @@ class _Answer:
     prompt_tokens: int
     completion_tokens: int
     cached: bool
+    key: str = ""
 
 
 def _transient(e: BaseException) -> bool:
@@ -227,7 +228,7 @@ class LLMClient:
     ) -> Any:
         limit = max_tokens or self.max_tokens
         messages = [{"role": "system", "content": f"[stage: {stage}]\n{system.strip()}"}, {"role": "user", "content": user}]
-        answer = self._ask(stage, messages, schema_name, idea, limit)
+        answer = first_answer = self._ask(stage, messages, schema_name, idea, limit)
         try:
             result = validate(answer.content)
         except OutputInvalid as first:
@@ -247,6 +248,8 @@ class LLMClient:
             except OutputInvalid as second:
                 reason = f"invalid output after one repair round: {second}"
                 self._record(stage, idea, answer, ok=False, error=reason)
+                for bad in (first_answer, answer):
+                    self.cache.forget(bad.key)
                 raise StageFailed(stage, reason) from None
         self._record(stage, idea, answer, ok=True)
         return result
@@ -258,7 +261,7 @@ class LLMClient:
         key = self.cache.key(request_hash(self.model, messages, schema_name, self.temperature))
         hit = self.cache.get(key, stage)
         if hit is not None:
-            return _Answer(hit.content, hit.prompt_tokens, hit.completion_tokens, cached=True)
+            return _Answer(hit.content, hit.prompt_tokens, hit.completion_tokens, cached=True, key=key)
         estimate = self._reserve(stage, messages, max_tokens)
         try:
             resp = self._send_with_retries(stage, idea, messages, max_tokens, schema_name is not None)
@@ -272,6 +275,7 @@ class LLMClient:
             usage.prompt_tokens if usage else count_messages(messages),
             usage.completion_tokens if usage else count_tokens(content),
             cached=False,
+            key=key,
         )
         self.cache.put(
             CachedAnswer(

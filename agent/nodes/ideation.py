@@ -7,13 +7,14 @@ import json
 import shutil
 
 from agent import literature
-from agent.brain import Idea, IdeationContext
-from agent.errors import TemplateError
+from agent.brain import ArchivedIdea, Idea, IdeationContext, NoveltyDecision
+from agent.errors import StageFailed, TemplateError, UserError
 from agent.nodes.baseline import ensure_baseline, load_info
 from agent.nodes.deps import Deps
 from agent.nodes.plotting import novelty_file
+from agent.nodes.stage import failed, finish_idea, guarded
 from agent.progress import emit
-from agent.state import Outcome, RunState
+from agent.state import IdeaTask, RunState
 
 
 def seed_ideas(deps: Deps) -> list[Idea]:
@@ -34,13 +35,18 @@ def ideate(deps: Deps, state: RunState) -> dict:
         seed_ideas=seed_ideas(deps),
         num_ideas=deps.settings.num_ideas,
     )
+    try:
+        proposed = deps.brain.ideas(ctx)
+    except StageFailed as e:  # nothing to fail yet: stop the run; resume asks again
+        raise UserError(f"ideation failed ({e.reason}); `ai-scientist resume {state['run_id']}` retries") from None
     ideas: list[Idea] = []
-    for idea in deps.brain.ideas(ctx):
+    for idea in proposed:
         if idea.name in taken or any(i.name == idea.name for i in ideas):
             continue
         ideas.append(idea)
     ideas = ideas[: deps.settings.num_ideas]
     (deps.run_dir / f"ideas-gen{generation}.json").write_text(json.dumps([i.model_dump() for i in ideas], indent=1))
+    emit("run", "done", note=f"generation {generation}: {len(ideas)} ideas proposed")
     return {"ideas": [i.model_dump() for i in ideas], "generation": generation}
 
 
@@ -48,27 +54,31 @@ def novelty(deps: Deps, state: RunState) -> dict:
     """Keep the ideas the brain judges novel against the literature and the archive."""
     past = deps.archive.past_ideas(deps.template.name)
     settings = literature.LiteratureSettings(offline=deps.settings.literature_offline)
-    novel, skipped = [], []
+    novel, ended = [], []
     for raw in state["ideas"]:
-        idea = Idea.model_validate(raw)
-        emit(idea.name, "novelty", note=idea.title)
-        evidence = literature.gather_evidence(idea, deps.template, past, settings)
-        decision = deps.brain.novelty(idea, evidence.hits)
-        path = novelty_file(deps, idea.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps([h.model_dump() for h in evidence.hits], indent=1))
-        with (deps.run_dir / "novelty.log").open("a") as f:
-            f.write(json.dumps({"idea": idea.name, "decision": decision.model_dump(),
-                                "sources": evidence.sources_used, "notes": evidence.notes}) + "\n")
-        if decision.novel:
+        task = IdeaTask(run_id=state["run_id"], idea=raw)
+        decision = guarded(deps, "novelty", lambda d, t: judge(d, t, past, settings), task)
+        if isinstance(decision, NoveltyDecision) and decision.novel:
             novel.append(raw)
-        else:
-            emit(idea.name, "failed", note=f"not novel: {decision.reason[:150]}")
-            deps.archive.record_outcome(state["run_id"], deps.template.name, idea.name, idea.title,
-                                        "novelty", "skipped", decision.reason)
-            skipped.append(Outcome(idea=idea.name, title=idea.title, status="skipped", stage="novelty",
-                                   reason=decision.reason, paper_id=None, score=None))
-    return {"novel": novel, "outcomes": skipped}
+            continue
+        if isinstance(decision, NoveltyDecision):
+            decision = failed(task, "novelty", f"not novel: {decision.reason}", "skipped")
+        ended.append(finish_idea(deps, task, decision))
+    return {"novel": novel, "outcomes": ended}
+
+
+def judge(deps: Deps, task: IdeaTask, past: list[ArchivedIdea], settings) -> NoveltyDecision:
+    """Gather evidence for one idea, ask the brain, and log both."""
+    idea = Idea.model_validate(task["idea"])
+    evidence = literature.gather_evidence(idea, deps.template, past, settings)
+    decision = deps.brain.novelty(idea, evidence.hits)
+    path = novelty_file(deps, idea.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([h.model_dump() for h in evidence.hits], indent=1))
+    with (deps.run_dir / "novelty.log").open("a") as f:
+        f.write(json.dumps({"idea": idea.name, "decision": decision.model_dump(),
+                            "sources": evidence.sources_used, "notes": evidence.notes}) + "\n")
+    return decision
 
 
 def baseline(deps: Deps, state: RunState) -> dict:
@@ -77,4 +87,5 @@ def baseline(deps: Deps, state: RunState) -> dict:
     dst = deps.run_dir / "baseline" / "run_0"
     if not dst.is_dir():
         shutil.copytree(cached, dst)
+    emit("baseline", "done", note=f"baseline run_0 ready ({deps.settings.scale} scale)")
     return {"baseline": load_info(dst)}

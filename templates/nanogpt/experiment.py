@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 # ----------------------------------------------------------------------------- constants
 # Knobs changed by editing these lines (declared as `constant` knobs in template.toml).
-LR_SCHEDULE = "cosine"  # after warmup: "cosine" | "linear" | "constant" (decay to min_lr)
+LR_SCHEDULE = "cosine"  # after warmup: "cosine" | "linear" (both decay to min_lr) | "constant"
 ACTIVATION = "gelu"  # MLP nonlinearity: "gelu" | "relu" | "silu"
 TIE_WEIGHTS = True  # share the token embedding with the output head (Press & Wolf, 2017)
 
@@ -105,7 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out_dir", required=True, help="folder for final_info.json and logs, e.g. run_0")
     p.add_argument("--scale", default="smoke", choices=sorted(SCALES))
     p.add_argument("--seeds", default="0,1,2", help="comma-separated integer seeds")
-    p.add_argument("--datasets", default=None, help=f"comma-separated; built-in: {','.join(BUILTIN_DATASETS)}")
+    p.add_argument(
+        "--datasets", default=None, help=f"comma-separated; built-in: {','.join(BUILTIN_DATASETS)}"
+    )
     p.add_argument("--data", default=None, help="a UTF-8 text file to train on, named by its stem")
     scaled = {k for overrides in SCALES.values() for k in overrides}
     for f in fields(Config):
@@ -144,7 +146,9 @@ def stdlib_modules() -> list[Path]:
     skip = {"sitecustomize.py", "usercustomize.py"}
     files = sorted(p for p in root.glob("*.py") if not p.name.startswith("_") and p.name not in skip)
     if not files:
-        raise FileNotFoundError(f"no standard-library sources under {root}; pass --data PATH to use your own text")
+        raise FileNotFoundError(
+            f"no standard-library sources under {root}; pass --data PATH to use your own text"
+        )
     return files
 
 
@@ -220,10 +224,14 @@ def make_corpus(name: str, cfg: Config, user_files: dict[str, Path]) -> Corpus:
         "vocab_size": len(chars),
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
     }
-    return Corpus(train=ids[: len(ids) - n_val], val=ids[len(ids) - n_val :], vocab_size=len(chars), info=info)
+    return Corpus(
+        train=ids[: len(ids) - n_val], val=ids[len(ids) - n_val :], vocab_size=len(chars), info=info
+    )
 
 
-def get_batch(data: torch.Tensor, cfg: Config, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(
+    data: torch.Tensor, cfg: Config, gen: torch.Generator, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     starts = torch.randint(len(data) - cfg.block_size - 1, (cfg.batch_size,), generator=gen)  # (B,)
     idx = starts[:, None] + torch.arange(cfg.block_size)  # (B, T)
     x, y = data[idx], data[idx + 1]  # (B, T) inputs and next-character targets
@@ -243,7 +251,9 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        q, k, v = (
+            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v)
+        )  # (B, nh, T, hs)
         y = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
         )  # (B, nh, T, hs)
@@ -367,6 +377,13 @@ def resolve_device(cfg: Config) -> tuple[str, torch.dtype | None]:
     return device, {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
 
 
+def autocast(device: str, amp: torch.dtype | None) -> torch.autocast:
+    """Mixed precision when `amp` is set (bfloat16 on GPUs), plain float32 otherwise."""
+    return torch.autocast(
+        device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None
+    )
+
+
 @torch.no_grad()
 def estimate_loss(model: GPT, data: torch.Tensor, cfg: Config, device: str, amp: torch.dtype | None) -> float:
     """Mean loss in bits per character over `eval_iters` fixed batches (the same for every run)."""
@@ -375,13 +392,15 @@ def estimate_loss(model: GPT, data: torch.Tensor, cfg: Config, device: str, amp:
     total = 0.0
     for _ in range(cfg.eval_iters):
         x, y = get_batch(data, cfg, gen, device)
-        with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+        with autocast(device, amp):
             total += model(x, y).item()
     model.train()
     return total / cfg.eval_iters * BITS_PER_NAT
 
 
-def train_one(corpus: Corpus, seed: int, cfg: Config, device: str, amp: torch.dtype | None, log: Logger) -> dict:
+def train_one(
+    corpus: Corpus, seed: int, cfg: Config, device: str, amp: torch.dtype | None, log: Logger
+) -> dict:
     """Train one model from scratch; return final metrics and the loss curve."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)  # training batches
@@ -393,16 +412,18 @@ def train_one(corpus: Corpus, seed: int, cfg: Config, device: str, amp: torch.dt
         if it % cfg.eval_interval == 0 or it == cfg.max_iters:
             train_loss = estimate_loss(model, corpus.train, cfg, device, amp)
             val_loss = estimate_loss(model, corpus.val, cfg, device, amp)
-            for key, value in (("iter", it), ("train_loss", train_loss), ("val_loss", val_loss), ("lr", lr_at(it, cfg))):
+            for key, value in zip(curve, (it, train_loss, val_loss, lr_at(it, cfg)), strict=True):
                 curve[key].append(value)
-            log(f"  iter {it:5d}  train {train_loss:.4f}  val {val_loss:.4f} bits/char  ({train_time:.1f}s training)")
+            log(
+                f"  iter {it:5d}  train {train_loss:.4f}  val {val_loss:.4f} bits/char  ({train_time:.1f}s train)"
+            )
         if it == cfg.max_iters:
             break
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = lr_at(it, cfg)
         x, y = get_batch(corpus.train, cfg, gen, device)  # (B, T), (B, T)
-        with torch.autocast(device_type=device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+        with autocast(device, amp):
             loss = model(x, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
