@@ -38,7 +38,7 @@ def ideate(deps: Deps, state: RunState) -> dict:
     try:
         proposed = deps.brain.ideas(ctx)
     except StageFailed as e:  # nothing to fail yet: stop the run; resume asks again
-        raise UserError(f"ideation failed ({e.reason}); `ai-scientist resume {state['run_id']}` retries") from None
+        raise UserError(f"ideation failed at the {e.stage} call ({e.reason}); `ai-scientist resume {state['run_id']}` retries") from None
     ideas: list[Idea] = []
     for idea in proposed:
         if idea.name in taken or any(i.name == idea.name for i in ideas):
