@@ -27,7 +27,7 @@ review_cmd.register(app)
 def main() -> None:
     """Run the CLI; our own errors become one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer.Exit(code) comes back as a return value here
     except AIScientistError as e:  # UserError, or a StageFailed that escaped its stage
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -43,6 +43,7 @@ def main() -> None:
             e.show()
             sys.exit(2)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ def execute(settings: RunSettings, run_id: str, console: Console, fresh: bool) -
     check_tools(settings)
     template = load_template(settings.template)
     run_dir = run_dir_for(settings, run_id)
+    os.environ["AI_SCIENTIST_SANDBOX_LOG"] = str(run_dir / "sandbox.jsonl")  # audit trail of every sandboxed command
     brain = make_brain(settings.model, settings.base_url, budget_usd=settings.budget_usd,
                        ledger_path=run_dir / "usage.jsonl", cache_dir=run_dir / "llm_cache",
                        cache_mode=settings.llm_cache)

@@ -838,9 +838,35 @@ def run(
             argv = ["/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', str(cgroup.procs_file), *argv]
         full_env = sandbox_env(env, home=home, sandboxed=not unsafe, address_limit=address_limit)
         out, err = (stack.enter_context(open(p, "w+b")) for p in paths)  # w+: tails are read back via the fd
-        return _supervise(
+        result = _supervise(
             argv, workdir, full_env, list(fds.values()), out, err, paths, limits, cgroup, unsafe
         )
+    drop_escaping_links(workdir)
+    _audit(log_name, cmd, result)
+    return result
+
+
+def drop_escaping_links(workdir: Path) -> list[Path]:
+    """Delete symlinks the run left that point outside its folder: anything that later copies
+    the folder (plots into the paper, the paper into the archive) would follow them."""
+    dropped = []
+    for path in workdir.rglob("*"):
+        if path.is_symlink() and not path.resolve().is_relative_to(workdir):
+            path.unlink()
+            dropped.append(path)
+    return dropped
+
+
+def _audit(log_name: str, cmd: Sequence[str], result: SandboxResult) -> None:
+    """One JSON line per sandboxed command in $AI_SCIENTIST_SANDBOX_LOG (the run's audit trail,
+    also how bench/pipeline.py separates sandbox time from orchestration time)."""
+    path = os.environ.get("AI_SCIENTIST_SANDBOX_LOG")
+    if not path:
+        return
+    row = {"name": log_name, "cmd": list(cmd[:3]), "wall_s": round(result.wall_s, 3),
+           "exit_code": result.exit_code, "killed_for": result.killed_for, "time": time.time()}
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def _supervise(

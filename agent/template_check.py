@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from agent.errors import TemplateError
 from agent.executors import Executor, LocalExecutor
 from agent.nodes.baseline import experiment_cmd, limits_for
-from agent.sandbox import Limits, python_executable
+from agent.sandbox import Limits, python_executable, read_output
 from agent.templates import Template, check_final_info, load_template
 
 
@@ -36,12 +36,11 @@ def check_template(name: str, scale: str = "smoke", executor: Executor | None = 
         work = Path(tmp) / tpl.name
         shutil.copytree(tpl.path, work, ignore=shutil.ignore_patterns("__pycache__", "run_*"))
         exp_s = _run(executor, tpl, work, experiment_cmd(tpl, scale, "run_0"), limits_for(tpl, scale), "experiment.py")
-        info_file = work / "run_0" / "final_info.json"
-        if not info_file.is_file():
-            raise TemplateError(str(tpl.path / "experiment.py"), "output", "wrote no run_0/final_info.json")
         try:
-            info = json.loads(info_file.read_text())
-        except ValueError as e:
+            info = json.loads(read_output(work, "run_0/final_info.json"))
+        except FileNotFoundError:
+            raise TemplateError(str(tpl.path / "experiment.py"), "output", "wrote no run_0/final_info.json") from None
+        except (OSError, ValueError) as e:
             raise TemplateError("run_0/final_info.json", "json", str(e)) from None
         check_final_info(info, tpl, scale, "run_0/final_info.json")
         (work / "labels.json").write_text(json.dumps({"run_0": "Baseline"}))

@@ -13,7 +13,7 @@ from typing import Any
 from agent.errors import TemplateError
 from agent.executors import Executor
 from agent.progress import emit
-from agent.sandbox import Limits, python_executable
+from agent.sandbox import Limits, python_executable, read_output
 from agent.templates import Template, check_final_info
 
 
@@ -46,11 +46,14 @@ def ensure_baseline(template: Template, scale: str, experiments: Path, executor:
         prof = template.profile(scale)
         result = executor.run(experiment_cmd(template, scale, "run_0"), work, limits_for(template, scale),
                               cpus=prof.cpus, gpus=prof.gpus, log_name="run_0")
-        info_file = work / "run_0" / "final_info.json"
-        if not result.ok or not info_file.is_file():
+        if not result.ok:
             raise TemplateError(str(template.path / "experiment.py"), "baseline",
                                 f"the unmodified template failed: {result.error_tail(15)}")
-        check_final_info(json.loads(info_file.read_text()), template, scale, str(info_file))
+        try:
+            info = json.loads(read_output(work, "run_0/final_info.json"))
+        except (OSError, ValueError) as e:
+            raise TemplateError(str(template.path / "experiment.py"), "baseline", f"no valid final_info.json: {e}") from None
+        check_final_info(info, template, scale, "run_0/final_info.json")
         cached.parent.mkdir(parents=True, exist_ok=True)
         for log in work.glob("run_0.*.log"):
             shutil.copy2(log, work / "run_0" / log.name)

@@ -20,6 +20,7 @@ from agent.nodes.baseline import experiment_cmd, limits_for, load_info
 from agent.nodes.deps import Deps
 from agent.nodes.stage import StageResult, failed
 from agent.progress import emit
+from agent.sandbox import read_output
 from agent.state import IdeaTask
 from agent.templates import check_final_info
 
@@ -122,7 +123,7 @@ def execute(deps: Deps, workdir: Path, name: str, plan: PlannedRun, fixes: int) 
         why = f"killed for {result.killed_for}" if result.killed_for else f"exit code {result.exit_code}"
         return record.model_copy(update={"error": f"{why}\n{result.error_tail(30)}", "wall_s": wall})
     try:
-        info = check_final_info(json.loads((out / "final_info.json").read_text()), deps.template,
+        info = check_final_info(json.loads(read_output(workdir, f"{name}/final_info.json")), deps.template,
                                 deps.settings.scale, f"{name}/final_info.json")
     except (OSError, ValueError, TemplateError) as e:
         return record.model_copy(update={"error": f"bad results: {e}", "wall_s": wall})

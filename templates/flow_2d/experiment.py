@@ -66,7 +66,7 @@ class Config:
     log_scale_bound: float = 2.0  # |log-scale| <= bound, via bound * tanh(raw / bound)
     grad_clip: float = 10.0  # max global gradient norm
     eval_batch: int = 8192  # points per forward pass when evaluating
-    plot_extent: float = 4.0  # heatmap covers [-extent, extent]^2
+    plot_extent: float = 3.5  # heatmap covers [-extent, extent]^2
 
 
 SCALES: dict[str, dict[str, int]] = {

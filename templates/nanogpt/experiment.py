@@ -5,7 +5,7 @@ A small GPT (causal self-attention blocks with learned positional embeddings, as
 nanoGPT's shakespeare_char) learns to predict the next character. We report validation and
 training loss in bits per character, and training throughput in tokens (characters) per second.
 
-Smoke (2 CPU cores, one call for every smoke seed and dataset, about 30 s):
+Smoke (CPU, one call for every smoke seed and dataset, about 35 s on an idle 2-core machine):
     python experiment.py --out_dir run_0 --scale smoke --seeds 0,1 --datasets stdlib,stdlib_docs
 
 Full (one GPU; nanoGPT's shakespeare_char setting: 6 layers, 6 heads, 384 wide, 5000 iters):
@@ -18,8 +18,6 @@ Any field of `Config` can be overridden on the command line, e.g. `--learning_ra
 Outputs in --out_dir: final_info.json (metrics), config.json (every setting and a hash of each
 corpus), log.txt (progress), curves.json (loss curves for plot.py).
 """
-
-from __future__ import annotations
 
 import argparse
 import ast
@@ -85,7 +83,7 @@ class Config:
 
 # Per-scale overrides of the defaults above; the defaults are the `full` (GPU) setting.
 SCALES: dict[str, dict] = {
-    "smoke": dict(  # about 30 s on 2 CPU cores for 2 seeds x 2 datasets
+    "smoke": dict(  # about 35 s of one CPU core for 2 seeds x 2 datasets
         n_layer=2,
         n_head=4,
         n_embd=64,
@@ -113,8 +111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for f in fields(Config):
         default = getattr(Config, f.name)
         kind = _parse_bool if isinstance(default, bool) else type(default)
-        # Settings that differ per scale default to None (= the scale's value); the rest show theirs.
-        p.add_argument(f"--{f.name}", type=kind, default=None if f.name in scaled else default)
+        # Settings that differ per scale default to None (= the scale's value); the rest to their own.
+        if f.name in scaled:
+            per_scale = ", ".join(f"{s}: {SCALES[s].get(f.name, default)}" for s in SCALES)
+            p.add_argument(f"--{f.name}", type=kind, default=None, help=f"default per scale ({per_scale})")
+        else:
+            p.add_argument(f"--{f.name}", type=kind, default=default, help=f"default: {default}")
     return p.parse_args(argv)
 
 
@@ -412,6 +414,11 @@ def train_one(
         if it % cfg.eval_interval == 0 or it == cfg.max_iters:
             train_loss = estimate_loss(model, corpus.train, cfg, device, amp)
             val_loss = estimate_loss(model, corpus.val, cfg, device, amp)
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                raise FloatingPointError(
+                    f"training diverged: loss is {val_loss} at iter {it} "
+                    f"(learning_rate={cfg.learning_rate}); try a lower --learning_rate"
+                )
             for key, value in zip(curve, (it, train_loss, val_loss, lr_at(it, cfg)), strict=True):
                 curve[key].append(value)
             log(
@@ -486,9 +493,11 @@ def main(argv: list[str] | None = None) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
     corpora = {name: make_corpus(name, cfg, user_files) for name in datasets}
-    run_config = {
-        "config": asdict(cfg),
-        "constants": {"LR_SCHEDULE": LR_SCHEDULE, "ACTIVATION": ACTIVATION, "TIE_WEIGHTS": TIE_WEIGHTS},
+    run_config = {  # flat, as nanoGPT saves its config: every setting, then what the run used
+        **asdict(cfg),
+        "LR_SCHEDULE": LR_SCHEDULE,
+        "ACTIVATION": ACTIVATION,
+        "TIE_WEIGHTS": TIE_WEIGHTS,
         "scale": args.scale,
         "seeds": seeds,
         "datasets": datasets,

@@ -310,7 +310,11 @@ def test_symlinks_left_by_the_run_do_not_make_the_orchestrator_read_secrets(site
     result = run_script(site, DECOYS, QUICK, str(key))
     assert result.ok, result.error_tail()
     assert CANARY not in result.stdout_tail + result.stderr_tail
-    assert (site.workdir / "final_info.json").is_symlink()  # the decoys are in place
+    # links that leave the work folder are deleted as the run ends, before anything copies it
+    assert not (site.workdir / "final_info.json").is_symlink()
+    assert not (site.workdir / "sub" / "up").is_symlink()
+    (site.workdir / "inside.json").write_text("{}")
+    (site.workdir / "final_info.json").symlink_to(site.workdir / "inside.json")  # even an inner link
     for name in (
         "final_info.json",
         "sandbox.stdout.log",
