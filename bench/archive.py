@@ -13,6 +13,7 @@ list --json` end to end (Python start-up and imports included) for reference.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import struct
 import subprocess
@@ -125,6 +126,7 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", type=Path, default=None, help="build the archive here and keep it")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-archive-") as tmp_name:
         tmp = Path(tmp_name)
@@ -148,6 +150,9 @@ def main() -> None:
         t_cli = best_of(args.rounds, lambda: subprocess.run(cli, check=True, capture_output=True))
 
     n = args.papers
+    if args.json:
+        print(json.dumps({"papers": n, "list_s": round(t_list, 4), "render_s": round(t_render, 4)}))
+        return
     print(
         f"fill: {n} papers through Archive.add in {fill:.1f} s ({fill / n * 1e3:.1f} ms per paper, fsync'd)"
     )

