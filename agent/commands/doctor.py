@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
 import sys
 
 import typer
@@ -14,7 +15,7 @@ APT = "sudo apt-get install -y"
 # (name, how to detect, fix, required)
 CHECKS = [
     ("pdflatex", "bin:pdflatex", f"{APT} texlive-latex-base texlive-latex-recommended texlive-fonts-recommended", True),
-    ("bibtex styles", "bin:bibtex", f"{APT} texlive-bibtex-extra", True),
+    ("natbib styles", "kpse:plainnat.bst", f"{APT} texlive-latex-recommended texlive-bibtex-extra", True),
     ("latexmk", "bin:latexmk", f"{APT} latexmk", True),
     ("chktex", "bin:chktex", f"{APT} chktex", True),
     ("bubblewrap", "bin:bwrap", f"{APT} bubblewrap   (or run with --unsafe-no-sandbox, at your own risk)", True),
@@ -33,6 +34,11 @@ def _present(probe: str) -> tuple[bool, str]:
         return path is not None, path or ""
     if kind == "py":
         return importlib.util.find_spec(name) is not None, ""
+    if kind == "kpse":  # a TeX file, found the way LaTeX finds it
+        if shutil.which("kpsewhich") is None:
+            return False, ""
+        found = subprocess.run(["kpsewhich", name], capture_output=True, text=True).stdout.strip()
+        return bool(found), found
     try:
         import torch
 

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 
 # ----------------------------------------------------------------------------- constants
 # Knobs changed by editing these lines (declared as `constant` knobs in template.toml).
-LR_SCHEDULE = "cosine"  # after warmup: "cosine" | "linear" (both decay to min_lr) | "constant"
-ACTIVATION = "gelu"  # MLP nonlinearity: "gelu" | "relu" | "silu"
+LR_SCHEDULE = 'cosine'  # after warmup: cosine | linear (both decay to min_lr) | constant
+ACTIVATION = 'gelu'  # MLP nonlinearity: gelu | relu | silu
 TIE_WEIGHTS = True  # share the token embedding with the output head (Press & Wolf, 2017)
 
 BUILTIN_DATASETS = ("stdlib", "stdlib_docs")
