@@ -4,6 +4,7 @@ sandbox, and check both outputs against the contract."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -35,6 +36,7 @@ def check_template(name: str, scale: str = "smoke", executor: Executor | None = 
     with tempfile.TemporaryDirectory(prefix=f"check-{tpl.name}-") as tmp:
         work = Path(tmp) / tpl.name
         shutil.copytree(tpl.path, work, ignore=shutil.ignore_patterns("__pycache__", "run_*"))
+        check_knobs(tpl, executor, work)
         exp_s = _run(executor, tpl, work, experiment_cmd(tpl, scale, "run_0"), limits_for(tpl, scale), "experiment.py")
         try:
             info = json.loads(read_output(work, "run_0/final_info.json"))
@@ -54,6 +56,32 @@ def check_template(name: str, scale: str = "smoke", executor: Executor | None = 
     primary = tpl.primary.name
     return CheckReport(template=tpl.name, scale=scale, experiment_s=exp_s, plot_s=plot_s, figures=figures,
                        primary={ds: block["means"][primary] for ds, block in info.items()})
+
+
+def check_knobs(tpl: Template, executor: Executor, work: Path) -> None:
+    """Every knob must reach experiment.py: a flag its argparse accepts (seen in `--help`, run in
+    the sandbox), or a module-level `NAME = <default>` line (read, never imported)."""
+    from agent.analysis import constant_value
+
+    code = (work / "experiment.py").read_text()
+    for knob in tpl.knobs:
+        if knob.constant:
+            found = constant_value(code, knob.constant)
+            if found is None:
+                raise TemplateError(str(tpl.path / "experiment.py"), f"knobs.{knob.name}",
+                                    f"no module-level line `{knob.constant} = ...` for the constant knob")
+            if found[1] != knob.default:
+                raise TemplateError(str(tpl.path / "experiment.py"), f"knobs.{knob.name}",
+                                    f"`{found[0].strip()}` differs from the declared default {knob.default!r}")
+    flags = [k for k in tpl.knobs if k.flag]
+    if flags:
+        result = executor.run([python_executable(), "experiment.py", "--help"], work, Limits(timeout_s=60),
+                              log_name="help")
+        usage = read_output(work, "help.stdout.log").decode(errors="replace") if result.ok else ""
+        for knob in flags:
+            if not re.search(rf"{re.escape(knob.flag)}\b", usage):
+                raise TemplateError(str(tpl.path / "experiment.py"), f"knobs.{knob.name}",
+                                    f"`python experiment.py --help` does not list {knob.flag}")
 
 
 def _run(executor: Executor, tpl: Template, work: Path, cmd: list[str], limits: Limits, what: str) -> float:

@@ -62,3 +62,17 @@ def test_template_new_passes_template_check(tmp_path: Path) -> None:
     assert "my_study: ok" in res.stdout and "test_nll.png" in res.stdout
     again = cli("template", "new", "my_study", "--dest", str(tmp_path))
     assert "already exists" in _one_line_error(again)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("old,new,field", [
+    ('flag = "--num_components"', 'flag = "--n_components"', "does not list --n_components"),
+    ('constant = "INIT"', 'constant = "INITIALISATION"', "no module-level line `INITIALISATION = ...`"),
+    ('default = "spread"', 'default = "random"', "differs from the declared default"),
+])
+def test_template_check_verifies_knobs_reach_the_experiment(tmp_path: Path, old: str, new: str, field: str) -> None:
+    tpl = scaffold(tmp_path, "knobs")
+    toml = tpl / "template.toml"
+    toml.write_text(toml.read_text().replace(old, new))
+    line = _one_line_error(cli("template", "check", str(tpl)))
+    assert field in line and "knobs." in line

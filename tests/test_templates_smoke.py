@@ -7,6 +7,7 @@ The fast tests read the files; the slow ones run `experiment.py` at smoke scale 
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -25,17 +26,35 @@ def test_there_are_templates() -> None:
     assert {"2d_diffusion", "grokking"} <= set(TEMPLATES)
 
 
+def _module_constants(source: str) -> dict[str, list]:
+    """NAME -> the literal values of every module-level `NAME = literal` line."""
+    found: dict[str, list] = {}
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                try:
+                    found.setdefault(target.id, []).append(ast.literal_eval(node.value))
+                except ValueError:
+                    found.setdefault(target.id, []).append(None)
+    return found
+
+
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_constant_knobs_have_their_default_line(name: str) -> None:
-    """The offline brain edits `NAME = repr(default)`: that line must exist exactly once."""
+    """The brain edits the line `NAME = <default literal>`: it must exist exactly once."""
     tpl = load_template(name)
-    lines = (tpl.path / "experiment.py").read_text().splitlines()
-    constants = [k for k in tpl.knobs if k.constant]
-    for knob in constants:
-        line = f"{knob.constant} = {knob.default!r}"
-        hits = [x for x in lines if x == line or x.startswith(line + " ")]
-        assert len(hits) == 1, f"{name}: experiment.py needs one line `{line}` for knob {knob.name}"
-    assert constants, f"{name}: declare at least one `constant` knob"
+    constants = _module_constants((tpl.path / "experiment.py").read_text())
+    knobs = [k for k in tpl.knobs if k.constant]
+    for knob in knobs:
+        values = constants.get(knob.constant, [])
+        assert values == [knob.default], (
+            f"{name}: experiment.py needs one module-level line `{knob.constant} = {knob.default!r}` "
+            f"for knob {knob.name}, found values {values}")
+        line = [x for x in (tpl.path / "experiment.py").read_text().splitlines()
+                if x.startswith(f"{knob.constant} =")]
+        assert len(line) == 1, f"{name}: `{knob.constant} = ...` must be on one line, once"
+    assert knobs, f"{name}: declare at least one `constant` knob"
 
 
 @pytest.mark.parametrize("name", TEMPLATES)

@@ -32,8 +32,8 @@ from torch import nn
 
 # -----------------------------------------------------------------------------
 # Design choices changed by editing code (declared as `constant` knobs in template.toml).
-BETA_SCHEDULE = 'linear'  # linear | quadratic | cosine: how the noise variance grows over t
-INPUT_EMBEDDING = 'sinusoidal'  # sinusoidal | identity: how the 2-D coordinates enter the MLP
+BETA_SCHEDULE = "linear"  # linear | quadratic | cosine: how the noise variance grows over t
+INPUT_EMBEDDING = "sinusoidal"  # sinusoidal | identity: how the 2-D coordinates enter the MLP
 
 
 @dataclass
@@ -309,6 +309,9 @@ def summarize(per_seed: dict[str, list[float]]) -> dict:
     return {"means": means, "stderrs": stderrs, "per_seed": per_seed}
 
 
+KNOB_FLAGS = ("learning_rate", "num_timesteps", "hidden_layers", "ema_decay", "input_scale")
+
+
 def parse_args() -> tuple[Config, str, list[int], list[str]]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out_dir", default="run_0")
@@ -316,13 +319,11 @@ def parse_args() -> tuple[Config, str, list[int], list[str]]:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated, from {DATASETS}")
     defaults = Config()
-    for name in ("learning_rate", "num_timesteps", "hidden_layers", "ema_decay", "input_scale"):
+    for name in KNOB_FLAGS:
         value = getattr(defaults, name)
         p.add_argument(f"--{name}", type=type(value), default=value)
     a = p.parse_args()
-    knobs = {k: getattr(a, k) for k in ("learning_rate", "num_timesteps", "hidden_layers", "ema_decay",
-                                         "input_scale")}
-    cfg = Config(**{**asdict(defaults), **SCALES[a.scale], **knobs})
+    cfg = Config(**{**asdict(defaults), **SCALES[a.scale], **{k: getattr(a, k) for k in KNOB_FLAGS}})
     datasets = [d for d in a.datasets.split(",") if d]
     unknown = sorted(set(datasets) - set(DATASETS))
     if unknown:

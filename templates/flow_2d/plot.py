@@ -47,11 +47,18 @@ def grouped_bars(ax: plt.Axes, infos: dict[str, dict], labels: dict[str, str], m
     """One group per dataset, one bar per run, error bars = stderr over seeds."""
     datasets = list(dict.fromkeys(d for info in infos.values() for d in info))
     width = 0.8 / max(len(infos), 1)
+    cells = [info[d] for info in infos.values() for d in info]
+    lows = [c["means"][metric] - c["stderrs"][metric] for c in cells]
+    highs = [c["means"][metric] + c["stderrs"][metric] for c in cells]
+    # Log-likelihoods are negative and close together: bars from 0 would hide the differences.
+    pad = 0.15 * (max(highs) - min(lows)) or 0.05
+    floor = 0.0 if min(lows) >= 0 else min(lows) - pad
     for i, (run, info) in enumerate(infos.items()):
         xs = [j + (i - (len(infos) - 1) / 2) * width for j, d in enumerate(datasets) if d in info]
-        means = [info[d]["means"][metric] for d in datasets if d in info]
+        means = np.array([info[d]["means"][metric] for d in datasets if d in info])
         errs = [info[d]["stderrs"][metric] for d in datasets if d in info]
-        ax.bar(xs, means, width, yerr=errs, capsize=3, label=labels[run])
+        ax.bar(xs, means - floor, width, bottom=floor, yerr=errs, capsize=3, label=labels[run])
+    ax.set_ylim(floor, max(highs) + pad)
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_title(metric)
     ax.grid(axis="y", alpha=0.3)
@@ -107,13 +114,14 @@ def plot_curves(labels: dict[str, str], out: Path) -> None:
     plt.close(fig)
 
 
-def plot_grids(labels: dict[str, str], out: Path) -> None:
+def plot_grids(infos: dict[str, dict], labels: dict[str, str], out: Path) -> None:
     """Heatmaps of the learned density and scatters of samples, runs x datasets."""
     runs = list(labels)[:MAX_GRID_RUNS]
     files = {
         run: {p.stem.removeprefix("density_"): p for p in Path(run).glob("density_*.npz")} for run in runs
     }
-    datasets = sorted({d for f in files.values() for d in f})
+    in_order = dict.fromkeys(d for info in infos.values() for d in info)
+    datasets = [d for d in in_order if any(d in f for f in files.values())]
     if not datasets:
         return
     shape = (len(runs), len(datasets))
@@ -158,7 +166,7 @@ def main() -> None:
     infos = {run: json.loads((Path(run) / "final_info.json").read_text()) for run in labels}
     plot_bars(infos, labels, out)
     plot_curves(labels, out)
-    plot_grids(labels, out)
+    plot_grids(infos, labels, out)
 
 
 if __name__ == "__main__":
