@@ -62,3 +62,32 @@ def test_second_generation_proposes_new_ideas(tmp_path: Path) -> None:
     ideas = [json.loads((tmp_path / "archive" / p["id"] / "idea.json").read_text()) for p in papers]
     assert ideas[0]["name"] != ideas[1]["name"]
     assert set(ideas[0]["knobs"]) != set(ideas[1]["knobs"])
+
+
+def test_improve_revises_and_reviews_again(tmp_path: Path) -> None:
+    template, env = workspace(tmp_path)
+    res = cli("run", "--template", str(template), "--num-ideas", "1", "--max-runs", "1", "--reviewers", "1",
+              "--improve", cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    [paper] = archived(tmp_path, env)
+    review = json.loads((tmp_path / "archive" / paper["id"] / "review.json").read_text())
+    assert "revised_from" in review, "the archived review is the revised paper's"
+    assert review["faithfulness"]["ok"]
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=only_run(tmp_path) / review_idea(tmp_path, paper),
+                         capture_output=True, text=True).stdout
+    assert "improve: overall" in log
+
+
+def review_idea(tmp_path: Path, paper: dict) -> str:
+    return json.loads((tmp_path / "archive" / paper["id"] / "idea.json").read_text())["name"]
+
+
+def test_experiments_run_on_a_local_ray_cluster(tmp_path: Path) -> None:
+    """--executor ray: each sandboxed run is a Ray task; results come back into the workdir."""
+    template, env = workspace(tmp_path)
+    res = cli("run", "--template", str(template), "--num-ideas", "1", "--max-runs", "1", "--reviewers", "1",
+              "--executor", "ray", cwd=tmp_path, env={**env, "RAY_ADDRESS": ""})
+    assert res.returncode == 0, res.stdout + res.stderr
+    [paper] = archived(tmp_path, env)
+    results = json.loads((tmp_path / "archive" / paper["id"] / "results.json").read_text())
+    assert results["runs"]["run_1"]["final_info"], "run_1's results came back from the Ray worker"
