@@ -24,6 +24,7 @@ from agent.analysis import (
     numbers_in,
 )
 from agent.brain import Edit, FigureNote, PaperContext, Review
+from agent.tables import results_table
 
 # ---------------------------------------------------------------- LaTeX helpers
 
@@ -353,10 +354,8 @@ def _setup(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     )
 
 
-def _booktabs(ctx: PaperContext) -> tuple[str, str, str]:
-    if "booktabs" in _latex_preamble(ctx):
-        return "\\toprule", "\\midrule", "\\bottomrule"
-    return "\\hline", "\\hline", "\\hline"
+def _booktabs(ctx: PaperContext) -> bool:
+    return "booktabs" in _latex_preamble(ctx)
 
 
 def _verdict_cell(c: Comparison) -> str:
@@ -364,40 +363,32 @@ def _verdict_cell(c: Comparison) -> str:
 
 
 def primary_table(ctx: PaperContext, a: Analysis) -> str:
-    top, mid, bottom = _booktabs(ctx)
     metric = _metric(a, a.primary_metric)
-    rows = []
-    for i, (ds, by_metric) in enumerate(a.baseline.items()):
+    groups = []
+    for ds, by_metric in a.baseline.items():
         base = by_metric.get(a.primary_metric)
         if base is None:
             continue
-        if i:
-            rows.append(mid)
         se = f" $\\pm$ {fmt(base.stderr)}" if base.stderr is not None else ""
         ci = f"[{fmt(base.ci_low)}, {fmt(base.ci_high)}]" if base.ci_low is not None else "n/a"
-        rows.append(f"\\texttt{{{esc(ds)}}} & {esc(a.baseline_label)} & {fmt(base.mean)}{se} & {ci} & -- & -- & -- & -- \\\\")
+        rows = [[f"\\texttt{{{esc(ds)}}}", esc(a.baseline_label), f"{fmt(base.mean)}{se}", ci, "--", "--", "--", "--"]]
         for r in a.runs:
             c = r.datasets.get(ds, {}).get(a.primary_metric)
             if not r.ok or c is None:
                 continue
             se = f" $\\pm$ {fmt(c.run.stderr)}" if c.run.stderr is not None else ""
             ci = f"[{fmt(c.run.ci_low)}, {fmt(c.run.ci_high)}]" if c.run.ci_low is not None else "n/a"
-            rows.append(f" & {esc(r.label)} & {fmt(c.run.mean)}{se} & {ci} & {pct(c.delta_pct)} & "
-                        f"{fmt(c.p_value)} & {fmt(c.hedges_g)} & {_verdict_cell(c)} \\\\")
-    return (
-        "\\begin{table}[t]\n\\centering\n\\small\n"
-        f"\\caption{{{metric} ({_better_word(a)}) per setting: mean $\\pm$ standard error over seeds, "
-        f"{a.ci_level}\\% confidence interval, change against the baseline, Welch $p$-value, Hedges' $g$ "
-        f"and the verdict at $\\alpha = {fmt(a.alpha, trim=True)}$.}}\n"
-        "\\label{tab:primary}\n"
-        "\\begin{tabular}{llllllll}\n"
-        f"{top}\nDataset & Setting & Mean $\\pm$ SE & {a.ci_level}\\% CI & $\\Delta$ & $p$ & $g$ & Verdict \\\\\n{mid}\n"
-        + "\n".join(rows) + f"\n{bottom}\n\\end{{tabular}}\n\\end{{table}}\n"
-    )
+            rows.append(["", esc(r.label), f"{fmt(c.run.mean)}{se}", ci, pct(c.delta_pct), fmt(c.p_value),
+                         fmt(c.hedges_g), _verdict_cell(c)])
+        groups.append(rows)
+    caption = (f"{metric} ({_better_word(a)}) per setting: mean $\\pm$ standard error over seeds, "
+               f"{a.ci_level}\\% confidence interval, change against the baseline, Welch $p$-value, Hedges' $g$ "
+               f"and the verdict at $\\alpha = {fmt(a.alpha, trim=True)}$.")
+    header = ["Dataset", "Setting", "Mean $\\pm$ SE", f"{a.ci_level}\\% CI", "$\\Delta$", "$p$", "$g$", "Verdict"]
+    return results_table(header, groups, caption, "tab:primary", booktabs=_booktabs(ctx))
 
 
 def secondary_table(ctx: PaperContext, a: Analysis) -> str:
-    top, mid, bottom = _booktabs(ctx)
     rows = []
     for m in a.setup.metrics:
         if m.primary:
@@ -408,18 +399,14 @@ def secondary_table(ctx: PaperContext, a: Analysis) -> str:
         nb = sum(c.verdict == "better" for _, _, c in comps)
         nw = sum(c.verdict == "worse" for _, _, c in comps)
         r, ds, c = max(comps, key=lambda x: abs(x[2].delta_pct or 0.0))
-        rows.append(f"\\texttt{{{esc(m.name)}}} & {m.direction} & {nb} & {nw} & {len(comps) - nb - nw} & "
-                    f"{esc(r.label)} on \\texttt{{{esc(ds)}}}: {pct(c.delta_pct)} ($p$ = {fmt(c.p_value)}) \\\\")
+        rows.append([f"\\texttt{{{esc(m.name)}}}", m.direction, str(nb), str(nw), str(len(comps) - nb - nw),
+                     f"{esc(r.label)} on \\texttt{{{esc(ds)}}}: {pct(c.delta_pct)} ($p$ = {fmt(c.p_value)})"])
     if not rows:
         return ""
-    return (
-        "\\begin{table}[t]\n\\centering\n\\small\n"
-        "\\caption{Secondary metrics: how many run--dataset comparisons were significantly better, worse, or "
-        "not significantly different from the baseline, and the largest relative change.}\n"
-        "\\label{tab:secondary}\n\\begin{tabular}{lllll l}\n"
-        f"{top}\nMetric & Goal & Better & Worse & n.s. & Largest change \\\\\n{mid}\n"
-        + "\n".join(rows) + f"\n{bottom}\n\\end{{tabular}}\n\\end{{table}}\n"
-    )
+    caption = ("Secondary metrics: how many run--dataset comparisons were significantly better, worse, or "
+               "not significantly different from the baseline, and the largest relative change.")
+    header = ["Metric", "Goal", "Better", "Worse", "n.s.", "Largest change"]
+    return results_table(header, [rows], caption, "tab:secondary", booktabs=_booktabs(ctx))
 
 
 def _figure(note: FigureNote) -> str:
