@@ -289,6 +289,8 @@ def train_one(cfg: Config, dataset: str, seed: int, log) -> tuple[dict, list, np
     ema.eval()
     t0 = time.time()
     samples = sample(ema, sched, cfg.n_eval, gen)  # (n_eval, 2)
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # kernels run asynchronously: wait before reading the clock
     inference_time = time.time() - t0
     metrics = {
         "mmd": mmd_rbf(samples, held_out),
