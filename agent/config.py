@@ -74,3 +74,8 @@ def load_settings(flags: dict, config_file: Path | None = None) -> RunSettings:
     except ValidationError as e:
         err = e.errors()[0]
         raise ConfigError(f"setting {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+def experiments_root(flag: Path | None = None) -> Path:
+    """Where runs live, for commands that take no RunSettings (resume, status)."""
+    return flag or Path(os.environ.get("AI_SCIENTIST_EXPERIMENTS") or "experiments")

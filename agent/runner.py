@@ -69,6 +69,8 @@ def start(settings: RunSettings, console: Console) -> tuple[str, list[Outcome]]:
     run_dir = run_dir_for(settings, run_id)
     run_dir.mkdir(parents=True)
     (run_dir / SETTINGS_FILE).write_text(settings.model_dump_json(indent=1))
+    console.print(f"run {run_id} in {run_dir}: if it stops, `ai-scientist resume {run_id}` continues it; "
+                  f"`ai-scientist status {run_id}` shows progress", highlight=False)
     return run_id, execute(settings, run_id, console, fresh=True)
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from agent.archive import Archive
-from agent.config import load_settings
+from agent.config import experiments_root, load_settings
 from agent.errors import ConfigError
 from agent.progress import read_status, render
 from agent.state import Outcome
@@ -63,11 +63,12 @@ def resume(
     run_id: str = typer.Argument(..., help="The run to continue (see `ai-scientist status`)"),
     budget_usd: float | None = typer.Option(None, "--budget-usd", help="A new (higher) spend cap"),
     parallel: int | None = typer.Option(None, help="Ideas worked on at once"),
-    experiments: Path = typer.Option(Path("experiments"), help="Folder holding the runs"),
+    experiments: Path | None = typer.Option(None, help="Folder holding the runs (default ./experiments)"),
 ) -> None:
     """Continue a run after a crash, Ctrl-C, kill -9 or a spent budget."""
     from agent import runner
 
+    experiments = experiments_root(experiments)
     started = time.time()
     settings, outcomes = runner.resume(experiments, run_id, {"budget_usd": budget_usd, "parallel": parallel}, console)
     report(run_id, outcomes, Archive(settings.archive), time.time() - started)
@@ -75,11 +76,12 @@ def resume(
 
 def status(
     run_id: str | None = typer.Argument(None, help="Run id (default: the latest run)"),
-    experiments: Path = typer.Option(Path("experiments"), help="Folder holding the runs"),
+    experiments: Path | None = typer.Option(None, help="Folder holding the runs (default ./experiments)"),
 ) -> None:
     """Show a run's progress (works from another terminal while it runs)."""
     from agent import runner
 
+    experiments = experiments_root(experiments)
     run_id = run_id or runner.latest_run(experiments)
     if run_id is None:
         raise ConfigError(f"no runs in {experiments}/ yet: start one with `ai-scientist run --template NAME`")

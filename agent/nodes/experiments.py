@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from agent import workdir as wd
-from agent.brain import ExperimentContext, PlannedRun, RunRecord
+from agent.brain import ExperimentContext, Idea, PlannedRun, RunRecord
 from agent.edits import EditRefused, apply_edits
 from agent.errors import TemplateError
 from agent.nodes.baseline import experiment_cmd, limits_for, load_info
@@ -49,8 +49,6 @@ def note(workdir: Path, text: str) -> None:
 
 def run_experiments(deps: Deps, task: IdeaTask) -> StageResult:
     """Run up to `max_runs` planned runs; continue only if at least one succeeded."""
-    from agent.brain import Idea
-
     idea = Idea.model_validate(task["idea"])
     workdir = deps.workdir(idea.name)
     wd.create(deps.template, workdir)
@@ -75,7 +73,7 @@ def run_experiments(deps: Deps, task: IdeaTask) -> StageResult:
     return "plot", {**task, "workdir": str(workdir)}
 
 
-def context(deps: Deps, idea, workdir: Path, runs: list[RunRecord]) -> ExperimentContext:
+def context(deps: Deps, idea: Idea, workdir: Path, runs: list[RunRecord]) -> ExperimentContext:
     return ExperimentContext(
         idea=idea, template=deps.template, scale=deps.settings.scale,
         baseline=load_info(workdir / "run_0"), history=runs, max_runs=deps.settings.max_runs,
