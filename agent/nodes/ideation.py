@@ -67,7 +67,8 @@ def novelty(deps: Deps, state: RunState) -> dict:
     return {"novel": novel, "outcomes": ended}
 
 
-def judge(deps: Deps, task: IdeaTask, past: list[ArchivedIdea], settings) -> NoveltyDecision:
+def judge(deps: Deps, task: IdeaTask, past: list[ArchivedIdea],
+          settings: literature.LiteratureSettings) -> NoveltyDecision:
     """Gather evidence for one idea, ask the brain, and log both."""
     idea = Idea.model_validate(task["idea"])
     evidence = literature.gather_evidence(idea, deps.template, past, settings)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from agent import literature
 from agent import workdir as wd
+from agent.analysis import analyze
 from agent.brain import FigureNote, Idea, PaperContext
 from agent.edits import EditRefused, apply_edits
 from agent.errors import StageFailed
@@ -26,8 +28,6 @@ PLOT_LIMITS = Limits(timeout_s=180, memory_mb=4096)
 
 def results_bundle(deps: Deps, workdir: Path) -> dict:
     """`results.json`: every run's numbers and the analysis. The paper may only quote these."""
-    from agent.analysis import analyze
-
     runs = load_runs(workdir)
     baseline = load_info(workdir / "run_0")
     return {
@@ -51,8 +51,6 @@ def novelty_file(deps: Deps, idea: str) -> Path:
 
 def paper_context(deps: Deps, task: IdeaTask) -> PaperContext:
     """What the plot, writeup and review stages know about an idea, read back from its workdir."""
-    from agent import literature
-
     workdir = Path(task["workdir"])
     results = json.loads((workdir / RESULTS_FILE).read_text())
     figures_file = workdir / FIGURES_FILE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agent import faithfulness, latex
 from agent import workdir as wd
-from agent.brain import PaperContext
+from agent.brain import Citation, PaperContext
 from agent.errors import StageFailed
 from agent.nodes.deps import Deps
 from agent.nodes.plotting import FIGURES, RESULTS_FILE, paper_context
@@ -39,8 +39,6 @@ def writeup(deps: Deps, task: IdeaTask) -> StageResult:
 
 def build(deps: Deps, ctx: PaperContext, workdir: Path, parts: dict[str, str]) -> Path:
     """Assemble, compile and check the paper; one repair round for unfaithful numbers."""
-    from agent.brain import Citation
-
     results = json.loads((workdir / RESULTS_FILE).read_text())
     cite_file = workdir / "citations.json"
     citations = [Citation.model_validate(c) for c in json.loads(cite_file.read_text())] if cite_file.is_file() else []
@@ -57,7 +55,8 @@ def build(deps: Deps, ctx: PaperContext, workdir: Path, parts: dict[str, str]) -
     return pdf
 
 
-def compile_parts(deps: Deps, ctx: PaperContext, workdir: Path, parts: dict[str, str], citations) -> Path:
+def compile_parts(deps: Deps, ctx: PaperContext, workdir: Path, parts: dict[str, str],
+                  citations: list[Citation]) -> Path:
     paper_dir = workdir / PAPER
     figures = [workdir / FIGURES / f.file for f in ctx.figures if (workdir / FIGURES / f.file).is_file()]
     latex.assemble_paper(paper_dir, deps.template, parts, citations, figures)
