@@ -300,6 +300,12 @@ def _report(mapping: dict[str, str | None], what: str) -> list[str]:
     return [f"renamed {what} `{k}` to `{v}`" if v else f"removed {what} `{k}`" for k, v in sorted(mapping.items())]
 
 
+def _remap(keys: str, mapping: dict[str, str | None]) -> list[str]:
+    """A `\\ref`/`\\cite` argument's keys after renaming (None drops a key), deduplicated."""
+    out = (mapping.get(k, k) for k in (k.strip() for k in keys.split(",")) if k)
+    return list(dict.fromkeys(k for k in out if k))
+
+
 def drop_undefined_refs(tex: str) -> tuple[str, list[str]]:
     """Point a `\\ref` to an undefined label at a close existing label, else remove it (with
     the `Figure~`/`Table~` word before it)."""
@@ -309,8 +315,7 @@ def drop_undefined_refs(tex: str) -> tuple[str, list[str]]:
     mapping = _rename_or_drop(bad, set(_LABEL.findall(_strip_comments(tex))))
 
     def sub(m: re.Match) -> str:
-        keys = [k.strip() for k in m.group(3).split(",") if k.strip()]
-        kept = list(dict.fromkeys(k2 for k in keys if (k2 := mapping.get(k, k))))
+        kept = _remap(m.group(3), mapping)
         return f"{m.group(1) or ''}\\{m.group(2)}{{{','.join(kept)}}}" if kept else ""
 
     pattern = re.compile(
@@ -329,10 +334,8 @@ def drop_undefined_cites(tex: str, bib: str) -> tuple[str, list[str]]:
     mapping = _rename_or_drop(bad, {e.key for e in bibtex.parse(bib)})
 
     def sub(m: re.Match) -> str:
-        keys = [k.strip() for k in m.group(3).split(",") if k.strip()]
-        keys = [mapping.get(k, k) for k in keys]
-        keys = list(dict.fromkeys(k for k in keys if k))
-        return f"{m.group(1) or ''}{m.group(2)}{{{','.join(keys)}}}" if keys else ""
+        kept = _remap(m.group(3), mapping)
+        return f"{m.group(1) or ''}{m.group(2)}{{{','.join(kept)}}}" if kept else ""
 
     pattern = re.compile(
         r"(~|[ \t]*)?(\\(?:cite|citep|citet|citealp|citealt|citeauthor|citeyear|nocite)\*?(?:\[[^\]]*\]){0,2})"

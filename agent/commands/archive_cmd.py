@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from agent import archive_index as ix
 from agent.archive import ENV_VAR, Archive, default_archive_root
 from agent.errors import UserError
 
@@ -142,16 +143,7 @@ def show_cmd(
         c.print(Text.assemble((f"{key:>11}  ", "dim"), value))
     scores = "  ".join(
         f"{name} {_score(getattr(row, name))}"
-        for name in (
-            "soundness",
-            "presentation",
-            "contribution",
-            "originality",
-            "quality",
-            "clarity",
-            "significance",
-            "confidence",
-        )
+        for name in ix.SCORE_FIELDS
     )
     c.print(
         Text.assemble(("\n     scores  ", "dim"), f"overall {_score(row.overall)}/10, {row.decision or '—'}")

@@ -41,6 +41,7 @@ from agent.llm.tokens import count_messages, count_tokens
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
+V = TypeVar("V")
 STAGE_HEADER = "X-AI-Scientist-Stage"
 KEY_VARS = ("AI_SCIENTIST_API_KEY", "OPENAI_API_KEY")
 NO_KEY = "not-needed"  # local servers (Ollama, llama.cpp) ignore the key, but the client wants one
@@ -68,6 +69,16 @@ class _Answer:
     completion_tokens: int
     cached: bool
     key: str = ""
+
+
+def _checked(value: V, check: Callable[[V], None] | None) -> V:
+    """`value`, once the caller's extra `check` (which raises ValueError) accepts it."""
+    if check is not None:
+        try:
+            check(value)
+        except ValueError as e:
+            raise OutputInvalid(str(e)) from None
+    return value
 
 
 def _transient(e: BaseException) -> bool:
@@ -179,13 +190,7 @@ class LLMClient:
         system = f"{system.strip()}\n\nReply with one JSON object only, no prose and no code fences, of this shape:\n{shape(schema)}"
 
         def validate(text: str) -> T:
-            result = parse(text, schema)
-            if check is not None:
-                try:
-                    check(result)
-                except ValueError as e:
-                    raise OutputInvalid(str(e)) from None
-            return result
+            return _checked(parse(text, schema), check)
 
         return self._complete(stage, system, user, validate, schema.__name__, idea, max_tokens)
 
@@ -205,12 +210,7 @@ class LLMClient:
             out = strip_fences(text)
             if not out:
                 raise OutputInvalid("the answer was empty")
-            if check is not None:
-                try:
-                    check(out)
-                except ValueError as e:
-                    raise OutputInvalid(str(e)) from None
-            return out
+            return _checked(out, check)
 
         return self._complete(stage, system, user, validate, None, idea, max_tokens)
 
