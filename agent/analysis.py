@@ -8,71 +8,26 @@ metric is minimized or maximized. Per dataset it names the best setting on the p
 metric, and for the whole idea it says "effect", "null" or "mixed" with plain findings.
 
 `Analysis.model_dump()` is JSON-safe (no NaN: undefined statistics are `None`) and is
-archived in results.json. Papers print numbers only through `fmt()`, the single rounding
-rule shared by the writer and the faithfulness checker.
+archived in results.json. Papers print its numbers through `agent.numbers.fmt`.
 """
 
 from __future__ import annotations
 
-import ast
 import math
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from scipy import stats
 
-from agent.brain import PlannedRun, RunRecord
-from agent.templates import Knob, Template
+from agent.models import RunRecord
+from agent.numbers import fmt, numbers_in
+from agent.template.contract import Template
+from agent.template.knobs import run_settings, settings_label
 
 ALPHA = 0.05
 CI_LEVEL = 95
-SIG_DIGITS = 3
 
 Verdict = Literal["better", "worse", "no_significant_difference"]
-
-# ---------------------------------------------------------------- the number format
-
-
-def fmt(x: Any, digits: int = SIG_DIGITS, trim: bool = False) -> str:
-    """THE number format of papers: integers as-is; floats to `digits` significant digits,
-    positional for 1e-3 <= |x| < 1e5 and scientific (`1.23e-5`) outside; `n/a` for None.
-    `trim` drops trailing zeros (for set constants such as alpha = 0.05)."""
-    if x is None or isinstance(x, bool):
-        return "n/a" if x is None else str(x).lower()
-    if isinstance(x, int):
-        return str(x)
-    x = float(x)
-    if not math.isfinite(x):
-        return "n/a"
-    if x == 0:
-        return "0"
-    a = abs(x)
-    if a < 1e-3 or a >= 1e5:
-        mantissa, exp = f"{x:.{digits - 1}e}".split("e")
-        if trim and "." in mantissa:
-            mantissa = mantissa.rstrip("0").rstrip(".")
-        return f"{mantissa}e{int(exp)}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(a)))
-    out = f"{x:.{decimals}f}"
-    if trim and "." in out:
-        out = out.rstrip("0").rstrip(".")
-    return "0" if float(out) == 0 else out
-
-
-def fmt_value(v: Any) -> str:
-    """A knob value as papers and legends show it: numbers through `fmt`, text as-is."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return fmt(v, trim=True)
-    return str(v)
-
-
-def numbers_in(text: str) -> list[float]:
-    """Standalone numbers in free text (not digits glued to words such as `S5` or `run_1`)."""
-    return [float(m) for m in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w])", text)]
-
 
 # ---------------------------------------------------------------- statistics of samples
 
@@ -151,66 +106,6 @@ def compare(run: list[float], base: list[float], direction: Literal["minimize", 
     verdict: Verdict = ("better" if sign_better else "worse") if significant else "no_significant_difference"
     return Comparison(**out, t=_finite(res.statistic), df=_finite(res.df), p_value=p,
                       cohens_d=d, hedges_g=g, verdict=verdict)
-
-
-# ---------------------------------------------------------------- which knob values a run used
-
-
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-        return text.strip()
-
-
-def constant_value(code: str, name: str) -> tuple[str, Any] | None:
-    """The module-level line `NAME = literal` in `code` and its value, or None."""
-    m = re.search(rf"^{re.escape(name)}\s*(?::[^=\n]+)?=\s*(.+)$", code, re.MULTILINE)
-    if not m:
-        return None
-    line, rhs = m.group(0), m.group(1)
-    try:  # the value's exact extent, so a trailing comment is not part of it
-        node = ast.parse(line.strip()).body[0]
-        value_node = node.value  # type: ignore[attr-defined]
-        rhs = ast.get_source_segment(line.strip(), value_node) or rhs
-    except (SyntaxError, IndexError, AttributeError):
-        rhs = rhs.split("#", 1)[0]
-    return line, _literal(rhs)
-
-
-def parse_flag_value(knob: Knob, text: str) -> Any:
-    """A flag's string as the knob's typed value (matching one of `values` when it can)."""
-    for v in knob.values or []:
-        if str(v) == text or fmt_value(v) == text:
-            return v
-    try:
-        if knob.type == "bool":
-            return text.lower() in ("1", "true", "yes")
-        if knob.type == "int":
-            return int(float(text))
-        if knob.type == "float":
-            return float(text)
-    except ValueError:
-        pass
-    return text
-
-
-def run_settings(template: Template, planned: PlannedRun) -> dict[str, Any]:
-    """Knob name -> value that a planned run sets, read back from its flags and code edits."""
-    out: dict[str, Any] = {}
-    for knob in template.knobs:
-        if knob.flag and knob.flag in planned.args:
-            out[knob.name] = parse_flag_value(knob, planned.args[knob.flag])
-        elif knob.constant:
-            for edit in planned.edits:
-                found = constant_value(edit.replace, knob.constant)
-                if edit.path.endswith("experiment.py") and found:
-                    out[knob.name] = found[1]
-    return out
-
-
-def settings_label(settings: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={fmt_value(v)}" for k, v in settings.items())
 
 
 # ---------------------------------------------------------------- the analysis

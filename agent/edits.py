@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.brain import Edit
+from agent.models import Edit
 
 
 class EditRefused(ValueError):

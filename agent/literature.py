@@ -34,9 +34,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent import bibtex
-from agent.brain import ArchivedIdea, Idea, LiteratureHit
-from agent.templates import Template
+from agent.models import ArchivedIdea, Idea, LiteratureHit
+from agent.paper import bibtex
+from agent.template.contract import Template
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.archive import Archive, PaperEntry
+from agent.archive.store import Archive, PaperEntry
 
 AIM_S = 1.0
 TEMPLATES = ("2d_diffusion", "nanogpt", "grokking")

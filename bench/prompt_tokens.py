@@ -27,7 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.brain import (  # noqa: E402
+from agent.brains.llm.brain import LLMBrain  # noqa: E402
+from agent.brains.llm.client import LLMClient  # noqa: E402
+from agent.brains.llm.prices import Price, PriceTable  # noqa: E402
+from agent.brains.llm.tokens import count_messages, exact  # noqa: E402
+from agent.models import (  # noqa: E402
     ArchivedIdea,
     ExperimentContext,
     IdeationContext,
@@ -35,11 +39,7 @@ from agent.brain import (  # noqa: E402
     PaperContext,
     RunRecord,
 )
-from agent.llm.brain import LLMBrain  # noqa: E402
-from agent.llm.client import LLMClient  # noqa: E402
-from agent.llm.prices import Price, PriceTable  # noqa: E402
-from agent.llm.tokens import count_messages, exact  # noqa: E402
-from agent.templates import SECTIONS, Template, list_templates, load_template, placeholder  # noqa: E402
+from agent.template.contract import SECTIONS, Template, list_templates, load_template, placeholder  # noqa: E402
 from tests.llm_server import LoopbackLLM, ScriptedBrainAnswers, write_toy_template  # noqa: E402
 
 V1_TOKENS = 1_500_000
@@ -135,7 +135,7 @@ def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers) -> 
     if seed_file.is_file():
         from pydantic import TypeAdapter
 
-        from agent.brain import Idea
+        from agent.models import Idea
 
         seeds = TypeAdapter(list[Idea]).validate_json(seed_file.read_text())
     ideas = brain.ideas(IdeationContext(template=tpl, archive=archive, seed_ideas=seeds, num_ideas=2, reflections=2))

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import review_bench as rb  # noqa: E402
-from agent.llm import make_brain  # noqa: E402
+from agent.brains import make_brain  # noqa: E402
+from agent.review import bench as rb  # noqa: E402
 
 
 def measure(data: Path | None = None, limit: int | None = None, seed: int = 0) -> rb.BenchReport:

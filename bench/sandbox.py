@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent import sandbox
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits
 
 # Prints its own CPU seconds: inside the sandbox, RUSAGE_CHILDREN of the caller never sees them.
 SPIN = (
@@ -38,7 +39,7 @@ def bare(cmd: list[str], workdir: Path) -> str:
 
 
 def sandboxed(cmd: list[str], workdir: Path) -> str:
-    result = sandbox.run(cmd, workdir, sandbox.Limits(timeout_s=600))
+    result = sandbox.run(cmd, workdir, Limits(timeout_s=600))
     if not result.ok:
         sys.exit(f"sandboxed run failed: {result.error_tail()}")
     return result.stdout_tail

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.executors import LocalExecutor  # noqa: E402
-from agent.nodes.baseline import experiment_cmd, limits_for  # noqa: E402
-from agent.templates import list_templates, load_template  # noqa: E402
+from agent.sandbox.executors import LocalExecutor  # noqa: E402
+from agent.template.contract import list_templates, load_template  # noqa: E402
+from agent.template.run import experiment_cmd, limits_for  # noqa: E402
 
 SMOKE_AIM_S = 60.0
 

@@ -30,9 +30,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agent.brain import FigureNote, Idea, NoveltyDecision, PlotPlan, Review
-from agent.llm.brain import EditAnswer, EditList, FigureNotes, IdeaList, NextRunAnswer, Revision, RunAnswer
-from agent.templates import Template
+from agent.brains.llm.brain import (
+    EditAnswer,
+    EditList,
+    FigureNotes,
+    IdeaList,
+    NextRunAnswer,
+    Revision,
+    RunAnswer,
+)
+from agent.models import FigureNote, Idea, NoveltyDecision, PlotPlan, Review
+from agent.template.contract import Template
 
 # ------------------------------------------------------------------ faults
 

@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.analysis import (
-    analyze,
-    compare,
-    constant_value,
-    fmt,
-    fmt_value,
-    numbers_in,
-    run_settings,
-    summarize,
-)
-from agent.brain import Edit, PlannedRun, RunRecord
-from agent.templates import Template
+from agent.analysis import analyze, compare, summarize
+from agent.models import Edit, PlannedRun, RunRecord
+from agent.numbers import fmt, fmt_value, numbers_in
+from agent.template.contract import Template
+from agent.template.knobs import constant_value, run_settings
 
 # ---------------------------------------------------------------- fmt: the one number format
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from agent import archive_index as ix
-from agent.archive import Archive, PaperEntry, default_archive_root
+from agent.archive import index as ix
+from agent.archive.store import Archive, PaperEntry, default_archive_root
+from agent.archive.web.diff import diff_stat
 from agent.errors import UserError
-from agent.web.diff import diff_stat
 
 # ---------------------------------------------------------------- shared helpers
 

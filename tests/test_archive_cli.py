@@ -14,9 +14,9 @@ import pytest
 from test_archive import make_entry
 from typer.testing import CliRunner
 
-from agent.archive import Archive
+from agent.archive.store import Archive
+from agent.archive.web.server import HOST, serve_in_thread
 from agent.commands.archive_cmd import app
-from agent.web.server import HOST, serve_in_thread
 
 runner = CliRunner()
 HOUR = timedelta(hours=1)

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from test_archive import REVIEW, make_entry
 
-from agent.archive import Archive
-from agent.web.render import REVIEW_FIELDS
+from agent.archive.store import Archive
+from agent.archive.web.render import REVIEW_FIELDS
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

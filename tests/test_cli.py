@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.templates import list_templates
+from agent.template.contract import list_templates
 from tests.helpers import cli, scaffold
 
 

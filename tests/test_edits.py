@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.brain import Edit
 from agent.edits import EditRefused, apply_edits
+from agent.models import Edit
 
 
 def test_edits_apply_in_order(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import sandbox
 from agent.errors import ConfigError, ToolMissing
-from agent.executors import (
+from agent.sandbox import runner as sandbox
+from agent.sandbox.executors import (
     RAY_MISSING,
     LocalExecutor,
     RayExecutor,
@@ -24,7 +24,7 @@ from agent.executors import (
     snapshot,
     unpack,
 )
-from agent.sandbox import Limits
+from agent.sandbox.limits import Limits, SandboxResult
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 LIMITS = Limits(timeout_s=60, memory_mb=1024, disk_mb=64, max_procs=64)
@@ -139,7 +139,7 @@ def ray_cluster():
 def crash_first_attempt(marker: Path):
     """A runner whose worker process dies on the first attempt only (a lost worker)."""
 
-    def run(command: list[str], workdir: Path, limits: Limits, **kw: object) -> sandbox.SandboxResult:
+    def run(command: list[str], workdir: Path, limits: Limits, **kw: object) -> SandboxResult:
         if not marker.exists():
             marker.write_text(str(os.getpid()))
             os._exit(1)
@@ -149,7 +149,7 @@ def crash_first_attempt(marker: Path):
 
 
 def crash_always(attempts: Path):
-    def run(command: list[str], workdir: Path, limits: Limits, **kw: object) -> sandbox.SandboxResult:
+    def run(command: list[str], workdir: Path, limits: Limits, **kw: object) -> SandboxResult:
         (attempts / str(os.getpid())).touch()
         os._exit(1)
 
@@ -207,11 +207,12 @@ def test_ray_refuses_resources_the_cluster_lacks(ray_cluster: RayExecutor, tmp_p
 DRIVER = """
 import json, sys
 from pathlib import Path
-from agent import sandbox
-from agent.executors import RayExecutor
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits
+from agent.sandbox.executors import RayExecutor
 executor = RayExecutor(sys.argv[1])  # joins by address, shipping this agent package to the workers
 result = executor.run([sandbox.python_executable(), "experiment.py"], Path(sys.argv[2]),
-                      sandbox.Limits(timeout_s=60, memory_mb=1024, disk_mb=64, max_procs=64), log_name="run_1")
+                      Limits(timeout_s=60, memory_mb=1024, disk_mb=64, max_procs=64), log_name="run_1")
 print(json.dumps({"ok": result.ok, "tail": result.error_tail(), "shipped": executor.ship_code}))
 """
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.analysis import fmt
-from agent.faithfulness import check, printed_numbers
+from agent.numbers import fmt
+from agent.paper.faithfulness import check, printed_numbers
 
 RESULTS = {
     "baseline": {"circle": {"means": {"eval_loss": 0.53214, "kl": 0.0011834},

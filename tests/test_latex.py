@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agent import latex
-from agent.brain import BrainInfo, Citation, Edit
-from agent.llm.offline import OfflineBrain
-from agent.templates import PLACEHOLDERS, list_templates, load_template, placeholder, templates_root
+from agent.brains.base import BrainInfo
+from agent.brains.offline.brain import OfflineBrain
+from agent.models import Citation, Edit
+from agent.paper import latex
+from agent.template.contract import PLACEHOLDERS, list_templates, load_template, placeholder, templates_root
 
-SCAFFOLD = Path(__file__).resolve().parents[1] / "agent" / "scaffold"
+SCAFFOLD = Path(__file__).resolve().parents[1] / "agent" / "template" / "scaffold"
 
 PARTS = {
     "title": "Learning Rates in Tiny Diffusion Models",

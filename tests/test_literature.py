@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from agent import bibtex
-from agent.brain import ArchivedIdea, Idea
 from agent.literature import (
     FALLBACK_TAIL,
     OFFLINE_NOTE,
@@ -27,7 +25,9 @@ from agent.literature import (
     similar_ideas,
     uninvert_abstract,
 )
-from agent.templates import Knob, Metric, ScaleProfile, Template
+from agent.models import ArchivedIdea, Idea
+from agent.paper import bibtex
+from agent.template.contract import Knob, Metric, ScaleProfile, Template
 from tests.fake_scholar import PAPERS, FakeScholar, error, malformed, rate_limited, stall, trickle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -427,7 +427,7 @@ def test_template_bibliographies_parse(path: Path) -> None:
 
 
 def test_same_knob_set_reaches_the_offline_judge_however_ranked(tmp_path: Path) -> None:
-    from agent.llm.offline import OfflineBrain
+    from agent.brains.offline.brain import OfflineBrain
 
     crowd = [ArchivedIdea(template="toy_diffusion", name=f"cosine_{i}", title=f"Cosine noise schedule study {i}",
                           hypothesis="Cosine schedules for low-dimensional diffusion lower the KL.", knobs=["lr"])

@@ -10,22 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.brain import (
-    Idea,
-    IdeationContext,
-    NoveltyDecision,
-    PaperContext,
-    PlannedRun,
-    RunRecord,
-)
+from agent.brains import make_brain
+from agent.brains.llm.brain import LLMBrain
+from agent.brains.llm.cache import CacheMiss, CallCache
+from agent.brains.llm.client import LLMClient
+from agent.brains.llm.ledger import Ledger
+from agent.brains.llm.prices import BUILTIN, PriceTable
 from agent.errors import BudgetExceeded, ConfigError
-from agent.llm import make_brain
-from agent.llm.brain import LLMBrain
-from agent.llm.cache import CacheMiss, CallCache
-from agent.llm.client import LLMClient
-from agent.llm.ledger import Ledger
-from agent.llm.prices import BUILTIN, PriceTable
-from agent.templates import Template, load_template
+from agent.models import Idea, IdeationContext, NoveltyDecision, PaperContext, PlannedRun, RunRecord
+from agent.template.contract import Template, load_template
 from tests.llm_server import PROSE, LoopbackLLM, ScriptedBrainAnswers, rate_limited, write_toy_template
 
 GOOD = NoveltyDecision(novel=True, reason="nothing close", queries=["q"])

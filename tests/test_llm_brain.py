@@ -11,9 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.brain import (
+from agent.brains import make_brain
+from agent.brains.base import Brain
+from agent.brains.llm.brain import EditAnswer, IdeaList, LLMBrain, NextRunAnswer, RunAnswer
+from agent.brains.llm.client import LLMClient
+from agent.edits import EditRefused, apply_edits
+from agent.errors import ConfigError, StageFailed
+from agent.models import (
     ArchivedIdea,
-    Brain,
     Citation,
     Edit,
     ExperimentContext,
@@ -28,12 +33,7 @@ from agent.brain import (
     Review,
     RunRecord,
 )
-from agent.edits import EditRefused, apply_edits
-from agent.errors import ConfigError, StageFailed
-from agent.llm import make_brain
-from agent.llm.brain import EditAnswer, IdeaList, LLMBrain, NextRunAnswer, RunAnswer
-from agent.llm.client import LLMClient
-from agent.templates import SECTIONS, Template, load_template
+from agent.template.contract import SECTIONS, Template, load_template
 from tests.llm_server import (
     PROSE,
     LoopbackLLM,
@@ -326,7 +326,7 @@ def test_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch, toy: Templat
 
 
 def test_offline_model_name_gives_the_offline_brain(monkeypatch: pytest.MonkeyPatch):
-    pytest.importorskip("agent.llm.offline")
+    pytest.importorskip("agent.brains.offline.brain")
     monkeypatch.delenv("AI_SCIENTIST_MODEL", raising=False)
     for name in (None, "", "offline"):
         assert make_brain(name).info.kind == "offline"

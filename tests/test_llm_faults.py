@@ -9,9 +9,9 @@ import logging
 import pytest
 from pydantic import BaseModel
 
-from agent.brain import NoveltyDecision
+from agent.brains.llm.client import LLMClient
 from agent.errors import ConfigError, StageFailed
-from agent.llm.client import LLMClient
+from agent.models import NoveltyDecision
 from tests.llm_server import (
     PROSE,
     LoopbackLLM,
@@ -46,7 +46,7 @@ def ask(c: LLMClient) -> NoveltyDecision:
 def test_429_is_retried_honouring_retry_after(llm_server: LoopbackLLM, caplog: pytest.LogCaptureFixture):  # noqa: F811
     llm_server.add("novelty", rate_limited(retry_after=0.5), GOOD)
     c = client(llm_server)
-    with caplog.at_level(logging.WARNING, logger="agent.llm.client"):
+    with caplog.at_level(logging.WARNING, logger="agent.brains.llm.client"):
         assert ask(c) == GOOD
     assert llm_server.stages() == ["novelty", "novelty"]
     assert "retrying in 0.5s (Retry-After)" in caplog.text
@@ -57,7 +57,7 @@ def test_429_is_retried_honouring_retry_after(llm_server: LoopbackLLM, caplog: p
 
 def test_retry_after_is_capped(llm_server: LoopbackLLM, caplog: pytest.LogCaptureFixture):  # noqa: F811
     llm_server.add("novelty", rate_limited(retry_after=3600), GOOD)
-    with caplog.at_level(logging.WARNING, logger="agent.llm.client"):
+    with caplog.at_level(logging.WARNING, logger="agent.brains.llm.client"):
         assert ask(client(llm_server, max_backoff_s=0.2)) == GOOD
     assert "retrying in 0.2s (Retry-After)" in caplog.text
 
@@ -213,7 +213,7 @@ def toy_free_server():
 def test_unknown_model_warns_once_and_costs_nothing(llm_server: LoopbackLLM, caplog: pytest.LogCaptureFixture):  # noqa: F811
     llm_server.add("novelty", GOOD, GOOD)
     c = client(llm_server)
-    with caplog.at_level(logging.WARNING, logger="agent.llm.prices"):
+    with caplog.at_level(logging.WARNING, logger="agent.brains.llm.prices"):
         ask(c)
         ask(c)
     assert caplog.text.count("no price for model 'test-model'") == 1

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.analysis import Analysis, analyze, run_settings
-from agent.brain import (
+from agent.analysis import Analysis, analyze
+from agent.brains.base import Brain
+from agent.brains.offline.brain import OfflineBrain
+from agent.brains.offline.reviewer import extract
+from agent.edits import apply_edits
+from agent.models import (
     ArchivedIdea,
-    Brain,
     Edit,
     ExperimentContext,
     Idea,
@@ -32,10 +35,8 @@ from agent.brain import (
     Review,
     RunRecord,
 )
-from agent.edits import apply_edits
-from agent.llm.offline import OfflineBrain
-from agent.llm.offline_reviewer import extract
-from agent.templates import SECTIONS, Template, list_templates, load_template
+from agent.template.contract import SECTIONS, Template, list_templates, load_template
+from agent.template.knobs import run_settings
 
 PARTS = ("title", *SECTIONS)
 
@@ -426,7 +427,7 @@ def test_sections_compile_and_every_number_is_in_the_analysis(toy, tmp_path):
 def test_paper_passes_the_pipeline_faithfulness_check(toy, tmp_path):
     """The pipeline's own checker (agent.faithfulness) accepts every number the writer prints,
     given only the analysis, for an effect, a null and a two-knob study."""
-    from agent import faithfulness
+    from agent.paper import faithfulness
 
     brain = OfflineBrain()
     for knobs in (["learning_rate"], ["use_norm"], ["activation", "depth"]):

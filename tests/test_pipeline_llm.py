@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.archive import Archive
-from agent.templates import SECTIONS, load_template
+from agent.archive.store import Archive
+from agent.template.contract import SECTIONS, load_template
 from tests.helpers import cli
 from tests.llm_server import (
     MISSING_SEARCH,

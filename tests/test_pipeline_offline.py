@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import faithfulness
+from agent.paper import faithfulness
 from tests.helpers import cli
 from tests.pipeline_helpers import archived, only_run, workspace
 

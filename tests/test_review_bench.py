@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent import review_bench as rb
-from agent.brain import BrainInfo, Review
+from agent.brains.base import BrainInfo
 from agent.errors import BudgetExceeded, UserError
+from agent.models import Review
+from agent.review import bench as rb
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = rb.default_data_dir()

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agent import latex
-from agent.brain import BrainInfo, Review
+from agent.brains.base import BrainInfo
+from agent.brains.offline.brain import OfflineBrain
 from agent.errors import UserError
-from agent.llm.offline import OfflineBrain
-from agent.reviewing import paper_text, review_paper
+from agent.models import Review
+from agent.paper import latex
+from agent.review.ensemble import review_paper
+from agent.review.paper_text import paper_text
 
 CLI = str(Path(sys.executable).parent / "ai-scientist")
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import TemplateError
-from agent.templates import check_final_info, list_templates, load_template
+from agent.template.contract import check_final_info, list_templates, load_template
 from tests.helpers import cli, scaffold
 
 

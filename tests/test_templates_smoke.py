@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.brain import Idea
-from agent.templates import check_final_info, list_templates, load_template
+from agent.models import Idea
+from agent.template.contract import check_final_info, list_templates, load_template
 
 TEMPLATES = list_templates()
 

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent import archive_index as ix
-from agent.archive import ENV_VAR, Archive, default_archive_root
+from agent.archive import index as ix
+from agent.archive.store import ENV_VAR, Archive, default_archive_root
 from agent.errors import UserError
 
 app = typer.Typer(no_args_is_help=True)
@@ -99,7 +99,7 @@ def show_cmd(
     archive: Path | None = _archive_option(),
 ) -> None:
     """Show one paper: review summary, scores, files and diff stat."""
-    from agent.web.diff import diff_stat
+    from agent.archive.web.diff import diff_stat
 
     arch = _open(ctx, archive)
     row = arch.get(paper_id)
@@ -213,7 +213,7 @@ def serve_cmd(
     archive: Path | None = _archive_option(),
 ) -> None:
     """Serve the archive's browser on http://127.0.0.1:PORT/ (this machine only)."""
-    from agent.web.server import make_server, url_of
+    from agent.archive.web.server import make_server, url_of
 
     arch = _open(ctx, archive)
     if not (arch.root / "index.html").is_file():

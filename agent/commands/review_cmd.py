@@ -22,14 +22,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agent.brain import Brain
+from agent.brains import make_brain
+from agent.brains.base import Brain
+from agent.brains.llm.ledger import Ledger
 from agent.errors import UserError
-from agent.llm import make_brain
-from agent.llm.ledger import Ledger
-from agent.reviewing import ReviewOutcome, paper_text, review_paper
+from agent.review.ensemble import ReviewOutcome, review_paper
+from agent.review.paper_text import paper_text
 
 if TYPE_CHECKING:
-    from agent import review_bench
+    from agent.review import bench as review_bench
 
 console = Console()
 err_console = Console(stderr=True)
@@ -117,7 +118,7 @@ def review_bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
     """Measure the reviewer against human accept/reject decisions, with bootstrap CIs."""
-    from agent import review_bench  # numpy and scipy: loaded only for this command
+    from agent.review import bench as review_bench  # numpy and scipy: loaded only for this command
     data = data or review_bench.default_data_dir()
     if not data.exists():
         raise UserError(f"{data}: no such folder; pass --data DIR (the layout of ../shared/review_bench/)")
@@ -136,7 +137,7 @@ def review_bench_cmd(
 
 def _bench_with_progress(brain: Brain, data: Path, limit: int | None, reviewers: int, seed: int,
                          workers: int, resamples: int, ledger: Path) -> review_bench.BenchReport:
-    from agent import review_bench
+    from agent.review import bench as review_bench
 
     progress = Progress(
         TextColumn("[bold]reviewing[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),

@@ -9,12 +9,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from agent.archive import Archive
+from agent.archive.store import Archive
 from agent.config import experiments_root, load_settings
 from agent.errors import ConfigError
-from agent.progress import read_status, render
-from agent.state import Outcome
-from agent.templates import list_templates
+from agent.pipeline.progress import read_status, render
+from agent.pipeline.state import Outcome
+from agent.template.contract import list_templates
 
 console = Console()
 
@@ -48,7 +48,7 @@ def run(
                  budget_usd=budget_usd, archive=archive, executor=executor, ray_address=ray_address,
                  max_runs=max_runs, max_fixes=max_fixes, reviewers=reviewers, improve=improve,
                  generations=generations, literature=literature, unsafe_no_sandbox=unsafe_no_sandbox or None)
-    from agent import runner
+    from agent.pipeline import runner
 
     for name in names:
         settings = load_settings({**flags, "template": name}, config)
@@ -66,7 +66,7 @@ def resume(
     experiments: Path | None = typer.Option(None, help="Folder holding the runs (default ./experiments)"),
 ) -> None:
     """Continue a run after a crash, Ctrl-C, kill -9 or a spent budget."""
-    from agent import runner
+    from agent.pipeline import runner
 
     experiments = experiments_root(experiments)
     started = time.time()
@@ -79,7 +79,7 @@ def status(
     experiments: Path | None = typer.Option(None, help="Folder holding the runs (default ./experiments)"),
 ) -> None:
     """Show a run's progress (works from another terminal while it runs)."""
-    from agent import runner
+    from agent.pipeline import runner
 
     experiments = experiments_root(experiments)
     run_id = run_id or runner.latest_run(experiments)

@@ -11,8 +11,9 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from agent import sandbox
 from agent.errors import ConfigError
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits, SandboxResult
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -20,7 +21,7 @@ EXIT_TIMEOUT = 124
 EXIT_KILLED = 137
 
 
-def exit_code_for(result: sandbox.SandboxResult) -> int:
+def exit_code_for(result: SandboxResult) -> int:
     """The CLI's exit code for a result, shell-style (`timeout` uses 124, SIGKILL gives 137)."""
     if result.timed_out:
         return EXIT_TIMEOUT
@@ -52,7 +53,7 @@ def run_command(
     ),
 ) -> None:
     try:
-        limits = sandbox.Limits(
+        limits = Limits(
             timeout_s=timeout,
             memory_mb=memory_mb,
             disk_mb=disk_mb,

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.errors import ConfigError, TemplateError
-from agent.template_check import check_template
-from agent.templates import list_templates, load_template, templates_root
+from agent.template.check import check_template
+from agent.template.contract import list_templates, load_template, templates_root
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -61,7 +61,7 @@ def new(
     target = (dest or templates_root()) / name
     if target.exists():
         raise ConfigError(f"{target} already exists")
-    scaffold = resources.files("agent") / "scaffold"
+    scaffold = resources.files("agent") / "template" / "scaffold"
     with resources.as_file(scaffold) as src:
         shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
     toml = target / "template.toml"

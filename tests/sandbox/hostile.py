@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import sandbox
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits, SandboxResult
 
 CANARY = "CANARY-" + uuid.uuid4().hex  # planted in every secret; must never show up in a run's output
 
@@ -47,7 +48,7 @@ def write_script(workdir: Path, body: str, name: str = "hostile.py") -> Path:
     return path
 
 
-def run_script(site: Site, body: str, limits: sandbox.Limits, *args: str, **kw) -> sandbox.SandboxResult:
+def run_script(site: Site, body: str, limits: Limits, *args: str, **kw) -> SandboxResult:
     """Run a hostile Python script from the work folder; a unique marker in its argv finds every
     process it leaves behind."""
     script = write_script(site.workdir, body)

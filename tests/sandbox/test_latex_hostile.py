@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import latex, sandbox
+from agent.paper import latex
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ def test_paranoid_mode_is_what_stops_the_reads(disk_dir):
     d = paper(disk_dir / "paper", HOSTILE_READS)
     env = {**latex.TEX_ENV, "openin_any": "a"}
     res = sandbox.run(["pdflatex", "-interaction=nonstopmode", "-no-shell-escape", "paper.tex"], d,
-                      sandbox.Limits(timeout_s=120, memory_mb=2048), env=env)
+                      Limits(timeout_s=120, memory_mb=2048), env=env)
     assert res.exit_code in (0, 1)
     text = seen(d)
     first = Path("/etc/os-release").read_text().splitlines()[0][:10]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import sandbox
+from agent.sandbox.bwrap import BWRAP_MISSING
 
 pytestmark = pytest.mark.slow
 CONSOLE_SCRIPT = Path(sys.executable).parent / "ai-scientist"
@@ -65,7 +65,7 @@ def test_missing_bwrap_refuses_with_the_install_command(tmp_path: Path):
     env = {**os.environ, "PATH": path_without_bwrap(tmp_path)}
     done = cli(tmp_path / "work", "--", "true", env=env)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"error: {sandbox.BWRAP_MISSING}"
+    assert done.stderr.strip() == f"error: {BWRAP_MISSING}"
     assert "apt-get install bubblewrap" in done.stderr and "Traceback" not in done.stderr
 
 

@@ -14,10 +14,11 @@ import tomllib
 
 import pytest
 
-from agent import sandbox
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits
 from tests.sandbox.hostile import CANARY, Site, assert_contained, marker, run_script
 
-QUICK = sandbox.Limits(timeout_s=60, memory_mb=1024)
+QUICK = Limits(timeout_s=60, memory_mb=1024)
 
 
 class CanaryServer:
@@ -261,7 +262,7 @@ def test_rewriting_the_timeout_changes_nothing(site: Site):
     before = site.snapshot()
     timeout = tomllib.loads(site.config.read_text())["sandbox"]["timeout_s"]
     mark = marker()
-    result = run_script(site, REWRITE_CONFIG, sandbox.Limits(timeout_s=timeout), str(site.config), mark)
+    result = run_script(site, REWRITE_CONFIG, Limits(timeout_s=timeout), str(site.config), mark)
     report = json.loads((site.workdir / "report.json").read_text())
     assert report["read config"] == "FileNotFoundError" and report["config"] != "REWROTE"
     assert all(

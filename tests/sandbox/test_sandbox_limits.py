@@ -3,7 +3,7 @@ stopped by its limit, leave no process behind and write nothing outside its work
 
 from __future__ import annotations
 
-from agent import sandbox
+from agent.sandbox.limits import Limits
 from tests.sandbox.hostile import Site, assert_contained, marker, processes_with, run_script
 
 FORK_BOMB = """
@@ -21,7 +21,7 @@ while True:  # every process forks forever; each successful fork leaves one byte
 def test_fork_bomb_is_capped_and_killed(site: Site):
     before = site.snapshot()
     mark = marker()
-    limits = sandbox.Limits(timeout_s=60, max_procs=40, memory_mb=1024)
+    limits = Limits(timeout_s=60, max_procs=40, memory_mb=1024)
     result = run_script(site, FORK_BOMB, limits, mark)
     assert result.killed_for == "procs" and not result.timed_out and not result.ok
     forks = (site.workdir / "forks.log").stat().st_size
@@ -41,7 +41,7 @@ open("survived.txt", "w").write("allocated it all")
 def test_allocating_past_the_memory_limit_is_stopped(site: Site):
     before = site.snapshot()
     mark = marker()
-    result = run_script(site, ALLOCATE, sandbox.Limits(timeout_s=60, memory_mb=512), mark, "32")  # 2 GB
+    result = run_script(site, ALLOCATE, Limits(timeout_s=60, memory_mb=512), mark, "32")  # 2 GB
     assert result.killed_for == "memory" and not result.ok
     assert "MemoryError" in result.error_tail()
     assert not (site.workdir / "survived.txt").exists()
@@ -63,7 +63,7 @@ open("survived.txt", "w").write("slept it out")
 def test_memory_of_all_processes_together_is_limited(site: Site):
     before = site.snapshot()
     mark = marker()
-    result = run_script(site, MANY_PROCESSES, sandbox.Limits(timeout_s=50, memory_mb=512), mark)
+    result = run_script(site, MANY_PROCESSES, Limits(timeout_s=50, memory_mb=512), mark)
     assert result.killed_for == "memory" and not result.timed_out
     assert result.peak_memory_mb > 512
     assert not (site.workdir / "survived.txt").exists()
@@ -84,7 +84,7 @@ open("done.txt", "w").write("wrote it all")
 def test_filling_the_disk_is_stopped_while_running(site: Site):
     before = site.snapshot()
     mark = marker()
-    result = run_script(site, FILL_DISK, sandbox.Limits(timeout_s=120, disk_mb=20), mark, "1000")
+    result = run_script(site, FILL_DISK, Limits(timeout_s=120, disk_mb=20), mark, "1000")
     assert result.killed_for == "disk" and not result.timed_out and not result.ok
     written = sum(p.stat().st_size for p in site.workdir.glob("fill_*.bin"))
     assert written < 1000 * 2**20 and not (site.workdir / "done.txt").exists()
@@ -93,7 +93,7 @@ def test_filling_the_disk_is_stopped_while_running(site: Site):
 
 def test_a_burst_past_the_quota_between_two_looks_still_counts(site: Site):
     result = run_script(
-        site, FILL_DISK.replace("time.sleep(0.002)", "pass"), sandbox.Limits(disk_mb=5), "x", "30"
+        site, FILL_DISK.replace("time.sleep(0.002)", "pass"), Limits(disk_mb=5), "x", "30"
     )
     assert result.killed_for == "disk" and not result.ok
 
@@ -115,7 +115,7 @@ print("\\n".join(report))
 
 def test_one_huge_file_and_the_private_tmp_are_capped(site: Site):
     before = site.snapshot()
-    limits = sandbox.Limits(timeout_s=60, disk_mb=30, file_size_mb=10)
+    limits = Limits(timeout_s=60, disk_mb=30, file_size_mb=10)
     result = run_script(site, BIG_FILE, limits, marker(), "50")
     lines = result.stdout_tail.splitlines()
     assert lines[0] == "big.bin: File too large"  # RLIMIT_FSIZE
@@ -125,7 +125,7 @@ def test_one_huge_file_and_the_private_tmp_are_capped(site: Site):
 
 
 def test_private_tmp_has_a_size(site: Site):
-    limits = sandbox.Limits(timeout_s=60, disk_mb=20, file_size_mb=100)
+    limits = Limits(timeout_s=60, disk_mb=20, file_size_mb=100)
     result = run_script(site, BIG_FILE.replace('"big.bin", ', ""), limits, marker(), "50")
     assert result.stdout_tail.splitlines() == [
         "/tmp/big.bin: No space left on device",
@@ -145,7 +145,7 @@ open("woke.txt", "w").write("outlived the timeout")
 def test_sleeping_past_the_timeout_is_killed(site: Site):
     before = site.snapshot()
     mark = marker()
-    result = run_script(site, SLEEPER, sandbox.Limits(timeout_s=1.5), mark)
+    result = run_script(site, SLEEPER, Limits(timeout_s=1.5), mark)
     assert result.timed_out and result.killed_for == "timeout" and result.exit_code == 137
     assert "timeout of 1.5 s" in result.error_tail()
     assert (site.workdir / "started.txt").exists() and not (site.workdir / "woke.txt").exists()
@@ -160,7 +160,7 @@ while True:
 
 
 def test_cpu_time_is_limited_per_process(site: Site):
-    result = run_script(site, SPIN, sandbox.Limits(timeout_s=60, cpu_s=1), marker())
+    result = run_script(site, SPIN, Limits(timeout_s=60, cpu_s=1), marker())
     assert result.killed_for == "timeout" and not result.timed_out  # CPU time, not wall clock
     assert result.exit_code == 128 + 24  # SIGXCPU
     assert "CPU time" in result.message

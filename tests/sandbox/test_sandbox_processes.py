@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from agent import sandbox
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits
 from tests.sandbox.hostile import Site, assert_contained, marker, processes_with, run_script
 
 DELAY_S = 1.5
@@ -36,7 +37,7 @@ def test_detached_children_die_with_the_run(site: Site, unsafe: bool):
     before = site.snapshot()
     mark = marker()
     result = run_script(
-        site, DETACH, sandbox.Limits(timeout_s=60), mark, str(DELAY_S), unsafe_no_sandbox=unsafe
+        site, DETACH, Limits(timeout_s=60), mark, str(DELAY_S), unsafe_no_sandbox=unsafe
     )
     assert result.ok, result.error_tail()
     assert (site.workdir / "parent_done.txt").exists()
@@ -69,7 +70,7 @@ def test_killing_the_parent_and_everyone_reaches_only_the_sandbox(site: Site):
     bystander = subprocess.Popen(["sleep", "60"])  # a process of ours, outside the sandbox
     try:
         mark = marker()
-        result = run_script(site, KILL_PARENT, sandbox.Limits(timeout_s=30), mark)
+        result = run_script(site, KILL_PARENT, Limits(timeout_s=30), mark)
         report = (site.workdir / "report.json").read_text()
         assert '"refused"' not in report, report
         assert result.exit_code == 3 and result.killed_for is None  # it lived on and was reported
@@ -86,7 +87,7 @@ def test_a_breach_kills_only_the_run(site: Site):
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         result = sandbox.run(
-            ["sleep", "30"], site.workdir, sandbox.Limits(timeout_s=0.5), unsafe_no_sandbox=True
+            ["sleep", "30"], site.workdir, Limits(timeout_s=0.5), unsafe_no_sandbox=True
         )
         assert result.timed_out
         assert bystander.poll() is None

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import sandbox
 from agent.errors import ConfigError, ToolMissing
+from agent.sandbox import bwrap
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits
 
 
 def py(code: str) -> list[str]:
@@ -94,7 +96,7 @@ def test_torch_trains_under_the_default_limits(tmp_path: Path):
         "    opt.zero_grad(); loss = ((m(x) - y) ** 2).mean(); loss.backward(); opt.step()\n"
         "print(f'{loss.item():.4f}')"
     )
-    result = sandbox.run(py(code), tmp_path, sandbox.Limits(timeout_s=300))
+    result = sandbox.run(py(code), tmp_path, Limits(timeout_s=300))
     assert result.ok, result.error_tail()
     assert float(result.stdout_tail) < 1.0
 
@@ -104,7 +106,7 @@ def test_matplotlib_writes_a_figure(tmp_path: Path):
     code = (
         "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.title('loss'); plt.savefig('fig.png')"
     )
-    result = sandbox.run(py(code), tmp_path, sandbox.Limits(timeout_s=300))
+    result = sandbox.run(py(code), tmp_path, Limits(timeout_s=300))
     assert result.ok, result.error_tail()
     assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -130,7 +132,7 @@ def test_latex_compiles_inside(tmp_path: Path, cmd: list[str]):
     if shutil.which(cmd[0]) is None:
         pytest.skip(f"{cmd[0]} is not installed")
     (tmp_path / "paper.tex").write_text(TEX)
-    result = sandbox.run(cmd, tmp_path, sandbox.Limits(timeout_s=300, memory_mb=2048))
+    result = sandbox.run(cmd, tmp_path, Limits(timeout_s=300, memory_mb=2048))
     assert result.ok, result.error_tail()
     assert (tmp_path / "paper.pdf").read_bytes()[:5] == b"%PDF-"
 
@@ -151,12 +153,12 @@ def test_gpu_devices_pass_through_and_lift_the_address_limit(tmp_path: Path, mon
     except PermissionError:
         pytest.skip("creating a device node needs root")
     pattern = str(fake.parent / "nvidia*")
-    monkeypatch.setattr(sandbox, "GPU_DEVICE_GLOBS", (pattern,))
+    monkeypatch.setattr(bwrap, "GPU_DEVICE_GLOBS", (pattern,))
     work = tmp_path / "work"
     work.mkdir()
     seen = {}
     for gpus in (True, False):
-        result = sandbox.run(py(LIMITS_INSIDE), work, sandbox.Limits(gpus=gpus), env={"GLOB": pattern})
+        result = sandbox.run(py(LIMITS_INSIDE), work, Limits(gpus=gpus), env={"GLOB": pattern})
         assert result.ok, result.error_tail()
         seen[gpus] = json.loads(result.stdout_tail)
     assert seen[True] == {"devices": [str(fake)], "as": -1}  # CUDA maps far more than it uses

@@ -1,0 +1,689 @@
+"""The offline brain's writing: paper sections from the analysis, figure notes, LaTeX
+repairs, number repairs and revisions.
+
+Every number printed goes through `agent.analysis.fmt` and comes from the `Analysis`
+(archived as results.json), so the faithfulness check can trace it. Wording follows the
+verdict (effect, null, mixed), the metric's direction and the datasets, with seeded
+variation between equivalent phrasings; nothing is claimed that the numbers do not say.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+from agent.analysis import Analysis, Comparison, RunAnalysis, analyze, failure_kind
+from agent.models import Edit, FigureNote, PaperContext, Review
+from agent.numbers import fmt, fmt_value, numbers_in
+from agent.paper.tables import results_table
+
+# ---------------------------------------------------------------- LaTeX helpers
+
+_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+# Characters pdflatex's default UTF-8 setup lacks; other symbols outside Latin-1 become `?`.
+_UNICODE = {"\u2212": "-", "\u2013": "--", "\u2014": "---", "\u2018": "`", "\u2019": "'", "\u201c": "``",
+            "\u201d": "''", "\u2026": "...", "\u2264": "$\\leq$", "\u2265": "$\\geq$", "\u00d7": "$\\times$",
+            "\u2192": "$\\to$", "\u00b1": "$\\pm$", "\u2248": "$\\approx$", "\u221e": "$\\infty$"}
+_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma " \
+         "sigma tau upsilon phi chi psi omega".split()
+
+
+def _char(c: str) -> str:
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if ord(c) < 0x100:
+        return c
+    if c in _UNICODE:
+        return _UNICODE[c]
+    if 0x3b1 <= ord(c) <= 0x3c9 and _GREEK[ord(c) - 0x3b1] != "omicron":
+        return f"$\\{_GREEK[ord(c) - 0x3b1]}$"
+    return "?"
+
+
+def esc(text: str) -> str:
+    """Plain text made safe for pdflatex."""
+    return "".join(_char(c) for c in str(text))
+
+
+PROPER = {"adam", "adamw", "sgd", "gaussian", "fourier", "xavier", "kaiming", "lion", "transformer"}
+
+
+def lower_first(text: str) -> str:
+    """Lower-case the first word unless it is a name or an acronym (`Adam`, `DDPM`)."""
+    first = text.split()[0] if text.split() else ""
+    if first[1:].islower() and first.lower() not in PROPER:
+        return text[0].lower() + text[1:]
+    return text
+
+
+def pct(x: float | None) -> str:
+    return f"{fmt(x)}\\%" if x is not None else "n/a"
+
+
+def cite(keys: list[str]) -> str:
+    return f"~\\citep{{{','.join(keys)}}}" if keys else ""
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def analysis_of(ctx: PaperContext) -> Analysis:
+    if ctx.analysis:
+        return Analysis.model_validate(ctx.analysis)
+    return analyze(ctx.template, ctx.baseline, ctx.runs, scale=ctx.scale)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _listing(items: list[str], conj: str = "and") -> str:
+    items = [i for i in items if i]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {conj} " + items[-1]
+
+
+def _latex_preamble(ctx: PaperContext) -> str:
+    path = ctx.template.path / "latex" / "template.tex"
+    return path.read_text() if path.is_file() else ""
+
+
+# ---------------------------------------------------------------- reading the analysis
+
+
+def _metric(a: Analysis, name: str) -> str:
+    return esc(name.replace("_", " "))
+
+
+def _better_word(a: Analysis) -> str:
+    return "lower is better" if a.direction == "minimize" else "higher is better"
+
+
+def _move(c: Comparison) -> str:
+    return "lowered" if c.delta < 0 else "raised"
+
+
+def headline(a: Analysis) -> tuple[RunAnalysis, str, Comparison] | None:
+    """The comparison a summary should lead with: the most significant on the primary metric."""
+    comps = a.comparisons()
+    if not comps:
+        return None
+    sig = [x for x in comps if x[2].verdict != "no_significant_difference"]
+
+    def key(x: tuple[RunAnalysis, str, Comparison]) -> tuple[float, float]:
+        c = x[2]
+        p = c.p_value if c.p_value is not None else (0.0 if c.verdict != "no_significant_difference" else 2.0)
+        return (p, -abs(c.hedges_g or 0.0))
+
+    return min(sig or comps, key=key)
+
+
+def _strongest(a: Analysis, verdict: str) -> tuple[RunAnalysis, str, Comparison]:
+    """The most significant comparison with a given verdict (the caller knows one exists)."""
+    pool = [x for x in a.comparisons() if x[2].verdict == verdict]
+    return min(pool, key=lambda x: (x[2].p_value if x[2].p_value is not None else 0.0, -abs(x[2].hedges_g or 0.0)))
+
+
+def _stat(c: Comparison) -> str:
+    """`0.512 against 0.534 (-4.12\\%, $p$ = 0.0120, $g$ = -1.30)`."""
+    parts = [pct(c.delta_pct) if c.delta_pct is not None else f"$\\Delta$ = {fmt(c.delta)}"]
+    if c.p_value is not None:  # numbers stay in text mode: `2.94e-7` must not become a subtraction
+        parts.append(f"$p$ = {fmt(c.p_value)}")
+    if c.hedges_g is not None:
+        parts.append(f"$g$ = {fmt(c.hedges_g)}")
+    if c.note and c.p_value is None:
+        parts.append(esc(c.note))
+    return f"{fmt(c.run.mean)} against {fmt(c.baseline.mean)} ({', '.join(parts)})"
+
+
+def _knob_phrase(a: Analysis) -> str:
+    return _listing([f"\\texttt{{{esc(k.name)}}}" for k in a.knobs]) or "the studied setting"
+
+
+def _values(values: list) -> str:
+    return _listing([esc(fmt_value(v)) for v in values], "and")
+
+
+def _seeds_text(a: Analysis, ctx: PaperContext) -> str:
+    seeds = a.setup.seeds or ctx.template.seeds_for(ctx.scale)
+    return f"{len(seeds)} seeds ({', '.join(str(s) for s in seeds)})"
+
+
+# ---------------------------------------------------------------- sections
+
+
+def write_section(ctx: PaperContext, section: str, rng: random.Random) -> str:
+    a = analysis_of(ctx)
+    writers = {
+        "title": _title, "abstract": _abstract, "introduction": _introduction,
+        "related_work": _related_work, "method": _method, "experimental_setup": _setup,
+        "results": _results, "conclusion": _conclusion,
+    }
+    if section not in writers:
+        raise ValueError(f"unknown section {section!r}; expected one of {', '.join(writers)}")
+    return writers[section](ctx, a, rng).strip() + "\n"
+
+
+def _title(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    title = esc(ctx.idea.title.rstrip(".?") + ("?" if ctx.idea.title.endswith("?") else ""))
+    if a.verdict == "null":
+        return title + rng.choice([": A Null Result", " (No Measurable Effect)", ": Mostly Noise"])
+    if a.verdict == "mixed":
+        return title + rng.choice([": It Depends", " (Mixed Evidence)"])
+    if a.verdict == "inconclusive":
+        return title + " (Inconclusive: No Run Finished)"
+    return title
+
+
+def _verdict_sentence(a: Analysis, rng: random.Random) -> str:
+    """The main finding in one or two sentences, with its numbers."""
+    h = headline(a)
+    metric = _metric(a, a.primary_metric)
+    if h is None:
+        return "No run finished, so this study has no result to report."
+    r, ds, c = h
+    if a.verdict == "null":
+        return rng.choice([
+            f"No tested setting changed {metric} beyond seed-to-seed variation on any dataset "
+            f"(at $\\alpha = {fmt(a.alpha, trim=True)}$); the largest apparent change, {esc(r.label)} on "
+            f"\\texttt{{{esc(ds)}}}, was {_stat(c)}.",
+            f"The answer is negative: at $\\alpha = {fmt(a.alpha, trim=True)}$ none of the settings differs from the "
+            f"baseline in {metric}. The closest call was {esc(r.label)} on \\texttt{{{esc(ds)}}}: {_stat(c)}.",
+        ])
+    if a.verdict == "mixed":
+        up, down = _strongest(a, "better"), _strongest(a, "worse")
+        n_up = sum(x.verdict == "better" for _, _, x in a.comparisons())
+        n_down = sum(x.verdict == "worse" for _, _, x in a.comparisons())
+        return (f"The picture is mixed: {n_up} comparison{'s' if n_up != 1 else ''} improved {metric} and "
+                f"{n_down} made it worse. The clearest gain was {esc(up[0].label)} on \\texttt{{{esc(up[1])}}} "
+                f"({_stat(up[2])}); the clearest loss was {esc(down[0].label)} on \\texttt{{{esc(down[1])}}} "
+                f"({_stat(down[2])}).")
+    verb = "improved" if c.verdict == "better" else "degraded"
+    lead = f"Setting {esc(r.label)} {verb} {metric} on \\texttt{{{esc(ds)}}}: {_stat(c)}."
+    n_sig = sum(x.verdict != "no_significant_difference" for _, _, x in a.comparisons())
+    n_all = len(a.comparisons())
+    return lead + (f" In total {n_sig} of {n_all} comparisons on {metric} were significant, all in the "
+                   f"same direction.")
+
+
+def _abstract(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    metric = _metric(a, a.primary_metric)
+    opener = rng.choice([
+        f"We ask whether {_knob_phrase(a)} matters for {metric} in {esc(lower_first(a.setup.title.rstrip('.')))}.",
+        f"This paper tests one narrow question about {esc(lower_first(a.setup.title.rstrip('.')))}: does changing "
+        f"{_knob_phrase(a)} move {metric} ({_better_word(a)})?",
+    ])
+    datasets = _listing([f"\\texttt{{{esc(d)}}}" for d in a.baseline])
+    design = (f"We ran {plural(a.n_runs, 'setting')} against the default configuration, each with "
+              f"{_seeds_text(a, ctx)} on {a.n_datasets} dataset{'s' if a.n_datasets != 1 else ''} "
+              f"({datasets}), and compared them with Welch t-tests and {a.ci_level}\\% confidence intervals.")
+    closer = ("The experiments, the statistics and this text were produced by the offline brain of "
+              "AI Scientist, without a language model.")
+    return " ".join([opener, design, _verdict_sentence(a, rng), closer])
+
+
+def _bib_titles(ctx: PaperContext) -> dict[str, str]:
+    """key -> title for the keys in references.bib (template bib plus literature hits)."""
+    texts = [ctx.template.path / "latex" / "references.bib"]
+    raw = "\n".join(p.read_text() for p in texts if p.is_file())
+    raw += "\n" + "\n".join(h.bibtex for h in ctx.literature if h.bibtex)
+    out: dict[str, str] = {}
+    for m in re.finditer(r"@\w+\s*\{\s*([^,\s]+)\s*,(.*?)(?=\n\s*@|\Z)", raw, re.DOTALL):
+        t = re.search(r"\btitle\s*=\s*[{\"](.+?)[}\"]\s*,?\s*\n", m.group(2), re.DOTALL)
+        out[m.group(1)] = re.sub(r"[{}]", "", re.sub(r"\s+", " ", t.group(1))) if t else ""
+    return {k: out.get(k, "") for k in ctx.bib_keys}
+
+
+def _introduction(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    keys = ctx.bib_keys[:2]
+    task = re.split(r"(?<=[.!?])\s+", a.setup.description.strip(), maxsplit=1)[0]
+    knob_lines = []
+    for k in a.knobs:
+        knob_lines.append(f"\\texttt{{{esc(k.name)}}} ({esc(k.description.rstrip('.')) or 'a template knob'}; "
+                          f"default {esc(fmt_value(k.default))})")
+    question = rng.choice([
+        f"Whether the defaults of {_listing(knob_lines)} are good choices for {_metric(a, a.primary_metric)} "
+        f"is usually assumed rather than measured.",
+        f"Small design choices such as {_listing(knob_lines)} are rarely tested in isolation, with seeds controlled.",
+    ])
+    contributions = [
+        f"a controlled sweep of {_knob_phrase(a)} over {plural(a.n_runs, 'setting')}, each repeated over "
+        f"{_seeds_text(a, ctx)} on {a.n_datasets} dataset{'s' if a.n_datasets != 1 else ''};",
+        f"per-setting means with {a.ci_level}\\% confidence intervals, Welch t-tests against the baseline "
+        f"and Hedges' $g$ effect sizes, for every metric;",
+        {"effect": "evidence of a consistent effect on the primary metric, summarised below;",
+         "null": "a clear null result: no setting moves the primary metric beyond seed noise;",
+         "mixed": "evidence that the effect depends on the setting and the dataset;",
+         "inconclusive": "a record of a sweep whose runs did not finish, with the reasons;"}[a.verdict],
+    ]
+    task = esc(task.rstrip().rstrip("."))
+    return (
+        f"{task}{cite(keys)}.\n\n{question} This paper measures it. "
+        f"{_verdict_sentence(a, rng)}\n\n"
+        "Our contributions are:\n\\begin{itemize}\n"
+        + "\n".join(f"  \\item {c}" for c in contributions) + "\n\\end{itemize}\n"
+    )
+
+
+def _related_work(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    titles = _bib_titles(ctx)
+    parts = []
+    for key, title in titles.items():
+        if title and not numbers_in(title):  # a title's numbers are not in results.json
+            parts.append(f"{esc(title)}{cite([key])}")
+        else:
+            parts.append(f"the work of{cite([key])}")
+    archive = [h.title for h in ctx.literature if h.source == "archive" and not numbers_in(h.title)]
+    text = ""
+    if parts:
+        text += rng.choice([
+            "This study sits on the following prior work: ",
+            "The setting we study comes from prior work: ",
+        ]) + _listing(parts) + ". "
+        text += ("None of these isolates the knobs studied here with seed-controlled significance tests; "
+                 "our contribution is that measurement, not a new method.")
+    else:
+        text += "The template's bibliography lists no prior work, and no literature search was available offline."
+    if archive:
+        text += ("\n\nOur own archive holds related studies on the same template: "
+                 + _listing([f"``{esc(t)}''" for t in archive[:3]]) + "; they varied different knob sets.")
+    return text
+
+
+def _method(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    task = esc(a.setup.description.strip())
+    knob_par = []
+    for k in a.knobs:
+        how = ("a command-line flag of the experiment script" if k.via == "flag"
+               else "a module-level constant, changed by a code edit")
+        knob_par.append(f"\\texttt{{{esc(k.name)}}} ({esc(k.description.rstrip('.'))}) reaches the experiment "
+                        f"through {how}. Its default is {esc(fmt_value(k.default))}; we tested "
+                        f"{_values(k.tested)}.")
+    design = ("Each run changes one value and keeps everything else at the template's defaults."
+              if len(a.knobs) <= 1 else
+              "The runs form a small grid: each knob alone, then both together, so that an interaction "
+              "shows up as a joint effect that differs from the two single effects.")
+    stats = (
+        f"For every run, dataset and metric we average the per-seed values and report the mean, its "
+        f"standard error and a {a.ci_level}\\% confidence interval from the $t$ distribution. Each run is "
+        f"compared with the baseline by a two-sided Welch $t$-test (unequal variances) at "
+        f"$\\alpha = {fmt(a.alpha, trim=True)}$, and by Hedges' $g$, the standardised mean difference corrected for small "
+        f"samples. A difference counts as better or worse only when it is significant, and the direction "
+        f"of ``better'' follows the metric ({_metric(a, a.primary_metric)}: {_better_word(a)}). "
+        "The idea shows an effect when all significant comparisons on the primary metric agree in direction, "
+        "a mixed result when they disagree, and a null result when none is significant."
+    )
+    return f"{task}\n\n" + " ".join(knob_par) + f" {design}\n\n{stats}"
+
+
+def _setup(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    scale = esc(a.setup.scale or ctx.scale)
+    scale_desc = f" ({esc(a.setup.scale_description.rstrip('.'))})" if a.setup.scale_description else ""
+    limit = (f" inside a sandbox with a wall-clock limit of {a.setup.timeout_s}~s per call"
+             if a.setup.timeout_s else " inside a sandbox")
+    metrics = []
+    for m in a.setup.metrics:
+        role = "primary, " if m.primary else ""
+        desc = f": {esc(m.description.rstrip('.'))}" if m.description else ""
+        metrics.append(f"\\texttt{{{esc(m.name)}}} ({role}{m.direction}d{desc})")
+    datasets = _listing([f"\\texttt{{{esc(d)}}}" for d in a.baseline])
+    failed = a.n_runs - a.n_ok
+    return (
+        f"All experiments use the \\texttt{{{scale}}} scale of the template{scale_desc}. "
+        f"Every call of the experiment script trains and evaluates on {datasets} with {_seeds_text(a, ctx)}"
+        f"{limit}. The baseline is the unchanged template; the study adds {plural(a.n_runs, 'run')}, of which "
+        f"{a.n_ok} finished" + (f" and {failed} failed" if failed else "") + ".\n\n"
+        f"We report {_listing(metrics)}.\n\n"
+        "The idea, the run plan, the code edits, the analysis and the text of this paper were produced "
+        "by the offline brain of AI Scientist: a deterministic program that sweeps the template's declared "
+        "knobs and writes from the measured numbers, without a language model."
+    )
+
+
+def _booktabs(ctx: PaperContext) -> bool:
+    return "booktabs" in _latex_preamble(ctx)
+
+
+def _verdict_cell(c: Comparison) -> str:
+    return {"better": "better", "worse": "worse", "no_significant_difference": "n.s."}[c.verdict]
+
+
+def primary_table(ctx: PaperContext, a: Analysis) -> str:
+    metric = _metric(a, a.primary_metric)
+    groups = []
+    for ds, by_metric in a.baseline.items():
+        base = by_metric.get(a.primary_metric)
+        if base is None:
+            continue
+        se = f" $\\pm$ {fmt(base.stderr)}" if base.stderr is not None else ""
+        ci = f"[{fmt(base.ci_low)}, {fmt(base.ci_high)}]" if base.ci_low is not None else "n/a"
+        rows = [[f"\\texttt{{{esc(ds)}}}", esc(a.baseline_label), f"{fmt(base.mean)}{se}", ci, "--", "--", "--", "--"]]
+        for r in a.runs:
+            c = r.datasets.get(ds, {}).get(a.primary_metric)
+            if not r.ok or c is None:
+                continue
+            se = f" $\\pm$ {fmt(c.run.stderr)}" if c.run.stderr is not None else ""
+            ci = f"[{fmt(c.run.ci_low)}, {fmt(c.run.ci_high)}]" if c.run.ci_low is not None else "n/a"
+            rows.append(["", esc(r.label), f"{fmt(c.run.mean)}{se}", ci, pct(c.delta_pct), fmt(c.p_value),
+                         fmt(c.hedges_g), _verdict_cell(c)])
+        groups.append(rows)
+    caption = (f"{metric} ({_better_word(a)}) per setting: mean $\\pm$ standard error over seeds, "
+               f"{a.ci_level}\\% confidence interval, change against the baseline, Welch $p$-value, Hedges' $g$ "
+               f"and the verdict at $\\alpha = {fmt(a.alpha, trim=True)}$.")
+    header = ["Dataset", "Setting", "Mean $\\pm$ SE", f"{a.ci_level}\\% CI", "$\\Delta$", "$p$", "$g$", "Verdict"]
+    return results_table(header, groups, caption, "tab:primary", booktabs=_booktabs(ctx))
+
+
+def secondary_table(ctx: PaperContext, a: Analysis) -> str:
+    rows = []
+    for m in a.setup.metrics:
+        if m.primary:
+            continue
+        comps = a.comparisons(m.name)
+        if not comps:
+            continue
+        nb = sum(c.verdict == "better" for _, _, c in comps)
+        nw = sum(c.verdict == "worse" for _, _, c in comps)
+        r, ds, c = max(comps, key=lambda x: abs(x[2].delta_pct or 0.0))
+        rows.append([f"\\texttt{{{esc(m.name)}}}", m.direction, str(nb), str(nw), str(len(comps) - nb - nw),
+                     f"{esc(r.label)} on \\texttt{{{esc(ds)}}}: {pct(c.delta_pct)} ($p$ = {fmt(c.p_value)})"])
+    if not rows:
+        return ""
+    caption = ("Secondary metrics: how many run--dataset comparisons were significantly better, worse, or "
+               "not significantly different from the baseline, and the largest relative change.")
+    header = ["Metric", "Goal", "Better", "Worse", "n.s.", "Largest change"]
+    return results_table(header, [rows], caption, "tab:secondary", booktabs=_booktabs(ctx))
+
+
+def _figure(note: FigureNote) -> str:
+    return (
+        "\\begin{figure}[t]\n\\centering\n"
+        f"\\includegraphics[width=0.9\\linewidth]{{{note.file}}}\n"
+        f"\\caption{{{esc(note.caption)}}}\n\\label{{fig:{slug(Path(note.file).stem)}}}\n\\end{{figure}}\n"
+    )
+
+
+def _dataset_paragraph(a: Analysis, ds: str, rng: random.Random) -> str:
+    comps = [(r, c) for r, d, c in a.comparisons() if d == ds]
+    metric = _metric(a, a.primary_metric)
+    best = a.best.get(ds)
+    if not comps or best is None:
+        return f"On \\texttt{{{esc(ds)}}} no run produced results."
+    sig = [(r, c) for r, c in comps if c.verdict != "no_significant_difference"]
+    if not sig:
+        r, c = min(comps, key=lambda rc: rc[1].p_value if rc[1].p_value is not None else 2.0)
+        return rng.choice([
+            f"On \\texttt{{{esc(ds)}}} every setting stays within noise of the baseline; the smallest "
+            f"$p$-value belongs to {esc(r.label)}, {_stat(c)}.",
+            f"\\texttt{{{esc(ds)}}} shows no significant change in {metric}: the nearest candidate, "
+            f"{esc(r.label)}, reached {_stat(c)}.",
+        ])
+    text = []
+    for r, c in sorted(sig, key=lambda rc: rc[1].p_value if rc[1].p_value is not None else 0.0):
+        word = "an improvement" if c.verdict == "better" else "a degradation"
+        text.append(f"{esc(r.label)} {_move(c)} {metric}, {word}: {_stat(c)}")
+    lead = f"On \\texttt{{{esc(ds)}}}, " + "; ".join(text) + "."
+    if best.run == "run_0":
+        lead += " The default configuration remains the best setting here."
+    else:
+        lead += f" The best setting is {esc(best.label)}."
+    return lead
+
+
+def _failures(a: Analysis) -> str:
+    failed = [r for r in a.runs if not r.ok]
+    if not failed:
+        return ""
+    items = _listing([f"{esc(r.label)} ({failure_kind(r.error)})" for r in failed])
+    return (f"\n\n{len(failed)} of {plural(a.n_runs, 'run')} did not finish and are left out of every table: {items}. "
+            "Their absence narrows the sweep; we do not guess their outcome.")
+
+
+def _results(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    intro = rng.choice([
+        "Table~\\ref{tab:primary} lists every setting on the primary metric.",
+        "The full comparison on the primary metric is in Table~\\ref{tab:primary}.",
+    ]) + " " + _verdict_sentence(a, rng)
+    body = [intro, ""]
+    body += [_dataset_paragraph(a, ds, rng) + "\n" for ds in a.baseline]
+    second = secondary_table(ctx, a)
+    if second:
+        body.append("Table~\\ref{tab:secondary} summarises the secondary metrics: what each setting changes "
+                    "besides the primary one.\n")
+    for note in ctx.figures:
+        body.append(f"Figure~\\ref{{fig:{slug(Path(note.file).stem)}}} {esc(note.description)}\n")
+    text = "\n".join(body) + _failures(a) + "\n\n" + primary_table(ctx, a) + "\n" + second
+    return text + "\n" + "\n".join(_figure(n) for n in ctx.figures)
+
+
+def _limitations(ctx: PaperContext, a: Analysis) -> str:
+    return (
+        f"\\paragraph{{Limitations.}} The evidence comes from {a.n_seeds} seeds per setting at the "
+        f"\\texttt{{{esc(a.setup.scale or ctx.scale)}}} scale, so small effects may go undetected and larger "
+        "scales may behave differently. The $p$-values are not corrected for the "
+        f"{len(a.comparisons())} comparisons on the primary metric, so an isolated significant result "
+        "should be read as a lead rather than a finding. Only the declared values of the knobs were tested."
+    )
+
+
+def _effect_sign(a: Analysis) -> str:
+    """'better' or 'worse': the direction of every significant primary comparison (effect)."""
+    signs = {c.verdict for _, _, c in a.comparisons()} - {"no_significant_difference"}
+    return "better" if signs == {"better"} else "worse"
+
+
+def _conclusion(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    knobs = _knob_phrase(a)
+    metric = _metric(a, a.primary_metric)
+    summary = {
+        "effect": rng.choice([
+            f"Changing {knobs} has a measurable and consistent effect on {metric}: every significant change "
+            + ("improved it." if _effect_sign(a) == "better" else "made it worse, so the default is the best "
+               "value we tested."),
+            f"{knobs[0].upper() + knobs[1:]} matters for {metric}: the significant changes all point the same way, "
+            + ("towards improvement." if _effect_sign(a) == "better" else "against moving away from the default."),
+        ]),
+        "null": rng.choice([
+            f"Within the tested values, {knobs} does not measurably change {metric}; the default is as good as "
+            "any alternative we tried.",
+            f"We found no effect of {knobs} on {metric} beyond seed-to-seed variation. This null result is "
+            "informative: the knob can be set for convenience or cost within the tested range.",
+        ]),
+        "mixed": (f"The effect of {knobs} on {metric} depends on the value and the dataset, so no single "
+                  "setting can be recommended from these runs."),
+        "inconclusive": (f"No run of the sweep finished, so this study cannot say whether {knobs} matters for "
+                         f"{metric}; the failures above are its only result."),
+    }[a.verdict]
+    best = [f"{esc(b.label)} on \\texttt{{{esc(ds)}}}" for ds, b in a.best.items() if b.run != "run_0"]
+    best_text = (f" The best settings found were {_listing(best)}." if best
+                 else " The default configuration was never beaten on the primary metric.")
+    future = ("A natural next step is a finer sweep around the best value and a test of its interaction "
+              "with another knob, at a larger scale and with more seeds.")
+    return f"{summary}{best_text} {future}\n\n{_limitations(ctx, a)}"
+
+
+# ---------------------------------------------------------------- figures
+
+
+def describe_figures(ctx: PaperContext, files: list[str]) -> list[FigureNote]:
+    a = analysis_of(ctx)
+    metrics = sorted((m.name for m in a.setup.metrics), key=len, reverse=True)
+    out = []
+    for file in files:
+        stem = Path(file).stem.lower()
+        metric = next((m for m in metrics if m.lower() in stem), None)
+        ds = next((d for d in a.baseline if d.lower() in stem), None)
+        out.append(_note(a, file, stem, metric, ds))
+    return out
+
+
+def _note(a: Analysis, file: str, stem: str, metric: str | None, ds: str | None) -> FigureNote:
+    where = f" on {ds}" if ds else " on every dataset"
+    n_settings = a.n_ok + 1
+    if any(w in stem for w in ("sample", "scatter", "generated", "points")):
+        return FigureNote(file=file, caption=f"Generated samples{where} for the baseline and the tested settings.",
+                          description=f"shows generated samples{where} for the baseline and each finished setting, "
+                                      "for a visual check of the numbers in the tables.")
+    if any(w in stem for w in ("curve", "train", "history", "step")):
+        name = metric or "the training loss"
+        return FigureNote(file=file, caption=f"Training curves of {name}{where}, one line per setting.",
+                          description=f"traces {name} during training{where} for the {n_settings} settings "
+                                      "(baseline included), showing when the settings separate.")
+    name = metric or a.primary_metric
+    text = f"compares {name}{where} across the {n_settings} settings, with standard-error bars over seeds"
+    best = a.best.get(ds) if ds else None
+    if best is not None and name == a.primary_metric:
+        text += f"; the best is {best.label} at {fmt(best.mean)}"
+    return FigureNote(file=file, caption=f"{name} per setting{where} (mean and standard error over seeds).",
+                      description=text + ".")
+
+
+# ---------------------------------------------------------------- repairs
+
+
+def _unique_edit(text: str, start: int, end: int, new: str) -> tuple[Edit, str]:
+    """An edit replacing text[start:end] by `new`, with enough surrounding lines to make its
+    SEARCH unique; returns the edit and the text after applying it."""
+    ls = text.rfind("\n", 0, start) + 1
+    le = text.find("\n", end)
+    le = len(text) if le < 0 else le
+    while text.count(text[ls:le]) > 1 and (ls > 0 or le < len(text)):
+        ls = text.rfind("\n", 0, max(ls - 1, 0)) + 1 if ls > 0 else 0
+        nxt = text.find("\n", le + 1)
+        le = len(text) if nxt < 0 or le >= len(text) else nxt
+    search = text[ls:le]
+    replace = text[ls:start] + new + text[end:le]
+    return Edit(path="paper.tex", search=search, replace=replace), text[:ls] + replace + text[le:]
+
+
+def _line_span(text: str, lineno: int) -> tuple[int, int] | None:
+    lines = text.split("\n")
+    if not 1 <= lineno <= len(lines):
+        return None
+    start = sum(len(x) + 1 for x in lines[: lineno - 1])
+    return start, start + len(lines[lineno - 1])
+
+
+def _escape_line(text: str, lineno: int, chars: str) -> tuple[list[Edit], str]:
+    span = _line_span(text, lineno)
+    if span is None:
+        return [], text
+    line = text[span[0]:span[1]]
+    if chars == "_" and "$" in line:
+        return [], text  # math on the line: an underscore may be a subscript; leave it
+    fixed = re.sub(rf"(?<!\\)([{re.escape(chars)}])", r"\\\1", line)
+    if chars == "%":  # only a percent after a number is text; others are comments
+        fixed = re.sub(r"(?<=\d)(?<!\\)%", r"\\%", line)
+    if fixed == line:
+        return [], text
+    edit, text = _unique_edit(text, span[0], span[1], fixed)
+    return [edit], text
+
+
+def _drop_pattern(text: str, pattern: str) -> tuple[list[Edit], str]:
+    edits = []
+    while (m := re.search(pattern, text)) is not None:
+        edit, text = _unique_edit(text, m.start(), m.end(), "")
+        edits.append(edit)
+    return edits, text
+
+
+def _replace_all(text: str, old: str, new: str) -> tuple[list[Edit], str]:
+    edits = []
+    while (i := text.find(old)) >= 0:
+        edit, text = _unique_edit(text, i, i + len(old), new)
+        edits.append(edit)
+    return edits, text
+
+
+def _drop_cite_key(text: str, key: str) -> tuple[list[Edit], str]:
+    edits = []
+    pattern = rf"~?\\cite[pt]?\*?(?:\[[^\]]*\])*\{{([^}}]*\b{re.escape(key)}\b[^}}]*)\}}"
+    while (m := re.search(pattern, text)) is not None:
+        keys = [k.strip() for k in m.group(1).split(",") if k.strip() != key]
+        new = m.group(0).replace(m.group(1), ",".join(keys)) if keys else ""
+        edit, text = _unique_edit(text, m.start(), m.end(), new)
+        edits.append(edit)
+    return edits, text
+
+
+def fix_latex(tex: str, log_tail: str) -> list[Edit]:
+    """Deterministic repairs for the errors a LaTeX log names; [] when none applies."""
+    edits: list[Edit] = []
+    text = tex
+    for m in re.finditer(r"^! (.+?)\.?\n(?:.*\n){0,6}?l\.(\d+)", log_tail, re.MULTILINE):
+        msg, line = m.group(1), int(m.group(2))
+        chars = "_^" if "Missing $" in msg else ("&" if "alignment tab" in msg else ("%" if "Runaway" in msg else ""))
+        if chars:
+            new, text = _escape_line(text, line, chars)
+            edits += new
+    for char in set(re.findall(r"Unicode character (.) \(U\+[0-9A-F]+\)", log_tail)):
+        new, text = _replace_all(text, char, _char(char) if _char(char) != char else "?")
+        edits += new
+    for name in set(re.findall(r"File [`']([^']+)' not found", log_tail)):
+        stem = re.escape(Path(name).stem)
+        new, text = _drop_pattern(text, rf"\\includegraphics(?:\[[^\]]*\])?\{{[^}}]*{stem}(?:\.\w+)?\}}")
+        edits += new
+    for label in set(re.findall(r"Reference [`']([^']+)' on page \S+ undefined", log_tail)):
+        new, text = _drop_pattern(text, rf"(?:(?:Figure|Table|Section|Eq\.)~)?\\(?:ref|autoref|cref)\{{{re.escape(label)}\}}")
+        edits += new
+    for key in set(re.findall(r"Citation [`']([^']+)' on page \S+ undefined", log_tail)):
+        new, text = _drop_cite_key(text, key)
+        edits += new
+    return edits
+
+
+def drop_numbers(text: str, bad: list[str]) -> str:
+    """Remove sentences that still print a number in `bad`; in table rows blank the cell."""
+    if not bad:
+        return text
+    pats = [re.compile(rf"(?<![\w.]){re.escape(b)}(?![\w])") for b in bad]
+    out = []
+    for line in text.split("\n"):
+        if "&" in line and line.rstrip().endswith("\\\\"):
+            for p in pats:
+                line = p.sub("--", line)
+            out.append(line)
+            continue
+        sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\\])", line)
+        out.append(" ".join(s for s in sentences if not any(p.search(s) for p in pats)))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- revision
+
+
+def revise(ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:
+    """Answer the weaknesses the offline writer can act on: limitations, statistics, seeds,
+    figures and references. Other weaknesses are left for the next study, not papered over."""
+    a = analysis_of(ctx)
+    asks = " ".join(review.weaknesses + review.questions + review.limitations).lower()
+    out = dict(sections)
+    whole = " ".join(sections.values()).lower()
+    if ("limitation" in asks or "limitation" not in whole) and "conclusion" in out and "paragraph{limitations" not in out["conclusion"].lower():
+        out["conclusion"] = out["conclusion"].rstrip() + "\n\n" + _limitations(ctx, a) + "\n"
+    if any(w in asks for w in ("confidence", "significan", "statistic", "p-value", "error bar", "variance")):
+        add = (f"All intervals are {a.ci_level}\\% confidence intervals from the $t$ distribution over seeds, and "
+               f"all tests are two-sided Welch $t$-tests at $\\alpha = {fmt(a.alpha, trim=True)}$.")
+        if "results" in out and add not in out["results"]:
+            out["results"] = add + " " + out["results"]
+    if "seed" in asks and "experimental_setup" in out and "seeds" not in out["experimental_setup"]:
+        out["experimental_setup"] += f"\n\nEach setting was run with {_seeds_text(a, ctx)}.\n"
+    if any(w in asks for w in ("citation", "reference", "related work", "prior work")) and "related_work" in out:
+        missing = [k for k in ctx.bib_keys if k not in out["related_work"]]
+        if missing:
+            out["related_work"] = out["related_work"].rstrip() + (
+                f"\n\nFurther background is in{cite(missing)}.\n")
+    if any(w in asks for w in ("figure", "visual", "plot")) and "results" in out:
+        for note in ctx.figures:
+            if note.file not in out["results"]:
+                out["results"] += "\n" + _figure(note)
+    if "abstract" in asks and "abstract" in out:
+        out["abstract"] = _abstract(ctx, a, random.Random(1))
+    return out

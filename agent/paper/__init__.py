@@ -1,0 +1,2 @@
+"""The paper: LaTeX assembly, compilation in the sandbox and repair, BibTeX, result tables, and
+the faithfulness check that every printed number comes from the results."""

@@ -1,0 +1,484 @@
+"""The paper's LaTeX: fill the template, compile it in the sandbox, repair it until it builds.
+
+LaTeX written by a language model is untrusted code, so every compilation (and chktex)
+runs through `agent.sandbox.run` with the work folder set to the paper folder, latexmk's rc
+files ignored (`-norc`, so a written `latexmkrc` cannot run Perl), `-no-shell-escape`, and
+kpathsea in paranoid mode (`openin_any=p`, `openout_any=p`): no absolute paths, no `..`,
+no dot files. `\\input{/etc/passwd}` fails even where the sandbox shows that file.
+
+The repair loop fixes what it can deterministically first (undefined references and
+citations, missing figures, duplicated sections, bare underscores), and only then asks the
+brain for SEARCH/REPLACE edits, applied strictly; a refused edit is reported back to it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from agent.brains.base import Brain
+from agent.edits import EditRefused, apply_edits
+from agent.errors import ToolMissing
+from agent.models import Citation
+from agent.paper import bibtex
+from agent.sandbox import runner as sandbox
+from agent.sandbox.limits import Limits
+from agent.template.contract import PLACEHOLDERS, Template
+
+TEX = "paper.tex"
+BIB = "references.bib"
+GRAPHIC_EXTS = (".pdf", ".png", ".jpg", ".jpeg")
+LOG_TAIL_CHARS = 4000
+
+# Paranoid kpathsea: reads and writes only below the work folder, never dot files.
+TEX_ENV = {
+    "openin_any": "p",
+    "openout_any": "p",
+    "shell_escape": "f",
+    "TEXMFVAR": "/tmp/texmf-var",  # font caches go to the sandbox's private /tmp
+    "TEXMFOUTPUT": "",
+    "max_print_line": "1000",  # unwrapped log lines, so warnings parse in one piece
+    "error_line": "254",
+    "half_error_line": "238",
+}
+LATEXMK = [
+    "latexmk", "-norc", "-pdf", "-f", "-interaction=nonstopmode", "-no-shell-escape", TEX,
+]
+# Without -halt-on-error one pass reports every error, and `-f` still runs bibtex; but after
+# an error latexmk skips the reruns, so undefined references are then read from the source
+# (see `log_problems`). Errors keep TeX's classic `! ...` / `l.N` form, which brains (and
+# the offline brain's parser) know best.
+# chktex warnings worth a repair round: unbalanced braces and math mode left open. The
+# rest (spacing, dashes, `~`) is style, and intervals like [0, 1) trip the bracket checks.
+CHKTEX_SERIOUS = {9, 10, 15, 16, 17}
+
+
+class CompileResult(BaseModel):
+    """One compilation: whether a PDF was built cleanly, and what is still wrong."""
+
+    ok: bool = Field(description="latexmk succeeded and the PDF exists")
+    pdf: Path | None = None
+    log_tail: str = Field(default="", description="Errors with context, then the end of the log")
+    problems: list[str] = Field(default_factory=list, description="Remaining issues, one line each")
+    rounds: int = Field(default=0, description="Repair rounds used (repair_loop only)")
+    fixes: list[str] = Field(default_factory=list, description="What the repair loop changed")
+
+    @property
+    def clean(self) -> bool:
+        return self.ok and not self.problems
+
+
+# ---------------------------------------------------------------- assembling
+
+
+def fill_template(template_tex: str, parts: dict[str, str]) -> str:
+    """Replace `%%TITLE%%`, `%%ABSTRACT%%`, ... by `parts` (keys case-insensitive).
+
+    One pass over the text, so a part that itself contains a placeholder is not expanded
+    again. Placeholders without a part become empty; an unknown part name is an error.
+    """
+    values = {k.upper(): v for k, v in parts.items()}
+    unknown = sorted(set(values) - set(PLACEHOLDERS))
+    if unknown:
+        raise ValueError(f"unknown paper parts {unknown}; known: {[p.lower() for p in PLACEHOLDERS]}")
+    pattern = re.compile("%%(" + "|".join(PLACEHOLDERS) + ")%%")
+    return pattern.sub(lambda m: values.get(m.group(1), ""), template_tex)
+
+
+def merge_bib(base: str, extra: list[Citation]) -> str:
+    """The template's bibliography plus `extra` entries whose keys it lacks (first wins)."""
+    keys = {e.key for e in bibtex.parse(base)}
+    out = [base.rstrip()]
+    for c in extra:
+        if c.key in keys:
+            continue
+        keys.add(c.key)
+        out.append(c.bibtex.strip())
+    return "\n\n".join(s for s in out if s) + "\n"
+
+
+def assemble_paper(
+    paper_dir: Path, template: Template, parts: dict[str, str], bib_extra: list[Citation], figures: list[Path]
+) -> Path:
+    """Write `paper.tex` and `references.bib` into `paper_dir` and copy the figures; return the .tex."""
+    paper_dir.mkdir(parents=True, exist_ok=True)
+    latex_dir = template.path / "latex"
+    for f in latex_dir.iterdir():  # style or class files a template may ship
+        if f.is_file() and f.name not in ("template.tex", BIB):
+            shutil.copy2(f, paper_dir / f.name)
+    for fig in figures:
+        shutil.copy2(fig, paper_dir / fig.name)
+    tex = paper_dir / TEX
+    tex.write_text(fill_template((latex_dir / "template.tex").read_text(), parts))
+    (paper_dir / BIB).write_text(merge_bib((latex_dir / BIB).read_text(), bib_extra))
+    return tex
+
+
+# ---------------------------------------------------------------- compiling
+
+
+def _require_tools() -> None:
+    for tool, pkg in (("latexmk", "latexmk"), ("pdflatex", "texlive-latex-base")):
+        if shutil.which(tool) is None:
+            raise ToolMissing(f"{tool} is not installed; install it with `sudo apt-get install {pkg}` (or `make setup`)")
+
+
+def compile_pdf(paper_dir: Path, timeout_s: int = 180) -> CompileResult:
+    """latexmk (pdflatex + bibtex) on `paper_dir/paper.tex` in the sandbox, then chktex."""
+    _require_tools()
+    paper_dir = paper_dir.resolve()
+    pdf = paper_dir / "paper.pdf"
+    for stale in (pdf, paper_dir / "paper.log"):  # a stale PDF or log must not pass for a fresh one
+        stale.unlink(missing_ok=True)
+    limits = Limits(timeout_s=timeout_s, memory_mb=2048, disk_mb=512, max_procs=64, file_size_mb=128)
+    res = sandbox.run(LATEXMK, paper_dir, limits, env=TEX_ENV, log_dir=paper_dir / ".logs", log_name="latexmk")
+    log = _read(paper_dir / "paper.log")
+    tex = _read(paper_dir / TEX)
+    problems = log_problems(log) + source_problems(tex, paper_dir)
+    if res.timed_out or res.killed_for:
+        problems.insert(0, f"latexmk was stopped ({'timeout' if res.timed_out else res.killed_for})")
+    problems += chktex(paper_dir)
+    ok = res.exit_code == 0 and pdf.is_file()
+    if not ok and not log:
+        problems.append("latexmk produced no log: " + res.error_tail(5).replace("\n", " | "))
+    return CompileResult(
+        ok=ok, pdf=pdf if pdf.is_file() else None, log_tail=log_tail(log, res.stdout_tail), problems=_unique(problems)
+    )
+
+
+def chktex(paper_dir: Path) -> list[str]:
+    """Serious chktex warnings as `chktex line L: message` (empty if chktex is absent)."""
+    if shutil.which("chktex") is None:
+        return []
+    limits = Limits(timeout_s=60, memory_mb=512, disk_mb=64, max_procs=8, file_size_mb=16)
+    rc = [Path("/etc/chktexrc")] if Path("/etc/chktexrc").is_file() else []  # its defaults, read-only
+    res = sandbox.run(
+        ["chktex", "-q", "-f", "%l:%c:%n:%m\n", TEX], paper_dir, limits, extra_ro=rc,
+        log_dir=paper_dir / ".logs", log_name="chktex",
+    )
+    found = []
+    for line in _read(Path(res.stdout_path)).splitlines():
+        m = re.match(r"(\d+):(\d+):(\d+):(.*)", line)
+        if not m or int(m.group(3)) not in CHKTEX_SERIOUS:
+            continue
+        msg = m.group(4).strip()
+        if int(m.group(3)) != 16 and "{" not in msg and "}" not in msg:
+            continue  # bracket checks only count for braces: [0, 1) is fine prose
+        found.append(f"chktex line {m.group(1)}: {msg}")
+    return found
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# ---------------------------------------------------------------- reading the log
+
+_FILE_LINE_ERR = re.compile(r"^(?:\./)?[^\s:]+\.tex:(\d+): (.+)$", re.M)
+_BANG_ERR = re.compile(r"^! (.+)$", re.M)
+_UNDEF = re.compile(r"Warning: (Reference|Citation) [`'](.+?)' on page \S+ undefined", re.M)
+_MISSING_FILE = re.compile(r"File [`'](.+?)' not found", re.M)
+
+
+def log_problems(log: str) -> list[str]:
+    """LaTeX errors (with their line), missing files, and (when there was no error, so
+    bibtex and the reruns happened) undefined references and citations."""
+    problems = []
+    for m in _FILE_LINE_ERR.finditer(log):
+        if "==> Fatal error" not in m.group(2):
+            problems.append(f"error on line {m.group(1)}: {m.group(2).strip()}")
+    for m in _BANG_ERR.finditer(log):
+        line = re.search(r"^l\.(\d+)", log[m.end():m.end() + 2000], re.M)
+        where = f" on line {line.group(1)}" if line else ""
+        if "Emergency stop" not in m.group(1) and "==> Fatal error" not in m.group(1):
+            problems.append(f"error{where}: {m.group(1).strip()}")
+    if not problems:  # after an error latexmk skips the reruns, so these may be stale
+        for m in _UNDEF.finditer(log):
+            problems.append(f"undefined {m.group(1).lower()} `{m.group(2)}`")
+    for m in _MISSING_FILE.finditer(log):
+        if "\\" not in m.group(1):  # `\Gin@base .png` is graphicx's echo of the same file
+            problems.append(f"missing file `{m.group(1)}`")
+    return _unique(problems)
+
+
+def log_tail(log: str, fallback: str = "", limit: int = LOG_TAIL_CHARS) -> str:
+    """What a brain needs to fix the paper: each error with a few lines of context, then
+    the end of the log, within `limit` characters."""
+    if not log:
+        return fallback[-limit:]
+    lines = log.splitlines()
+    blocks = []
+    for i, line in enumerate(lines):
+        if line.startswith("!") or _FILE_LINE_ERR.match(line):
+            end = next((j for j in range(i + 1, min(i + 9, len(lines))) if re.match(r"l\.\d+", lines[j])), i + 3)
+            blocks.append("\n".join(lines[i:end + 2]))
+        elif "Warning" in line and ("undefined" in line or "not found" in line):
+            blocks.append(line)
+    tail = "\n".join(lines[-15:])[-limit // 4:]
+    errors = "\n".join(_unique(blocks))[:limit - len(tail) - 5]
+    return f"{errors}\n...\n{tail}" if errors else tail
+
+
+# ---------------------------------------------------------------- checking the source
+
+_LABEL = re.compile(r"\\label\{([^}]*)\}")
+_REF = re.compile(r"\\(?:ref|eqref|autoref|cref|Cref|pageref|nameref)\{([^}]*)\}")
+_CITE = re.compile(r"\\(?:cite|citep|citet|citealp|citealt|citeauthor|citeyear|nocite)\*?(?:\[[^\]]*\]){0,2}\{([^}]*)\}")
+_GRAPHIC = re.compile(r"\\includegraphics\s*(?:\[[^\]]*\])?\s*\{([^}]*)\}")
+_SECTION = re.compile(r"^[ \t]*\\section\*?\{([^}]*)\}[ \t]*\n?", re.M)
+
+
+def _strip_comments(tex: str) -> str:
+    return re.sub(r"(?<!\\)%.*", "", tex)
+
+
+def undefined_refs(tex: str) -> set[str]:
+    body = _strip_comments(tex)
+    labels = set(_LABEL.findall(body))
+    return {k.strip() for m in _REF.findall(body) for k in m.split(",")} - labels
+
+
+def undefined_cites(tex: str, bib: str) -> set[str]:
+    keys = {e.key for e in bibtex.parse(bib)}
+    cited = {k.strip() for m in _CITE.findall(_strip_comments(tex)) for k in m.split(",")}
+    return {k for k in cited if k and k not in keys}
+
+
+def missing_graphics(tex: str, paper_dir: Path) -> set[str]:
+    return {name for name in _GRAPHIC.findall(_strip_comments(tex)) if not _graphic_exists(paper_dir, name.strip())}
+
+
+def _graphic_exists(paper_dir: Path, name: str) -> bool:
+    p = paper_dir / name
+    return (p.suffix.lower() in GRAPHIC_EXTS and p.is_file()) or any(
+        (paper_dir / f"{name}{ext}").is_file() for ext in GRAPHIC_EXTS
+    )
+
+
+def duplicate_sections(tex: str) -> list[str]:
+    seen: set[str] = set()
+    dups = []
+    for title in _SECTION.findall(_strip_comments(tex)):
+        norm = " ".join(title.lower().split())
+        if norm in seen:
+            dups.append(title)
+        seen.add(norm)
+    return dups
+
+
+def source_problems(tex: str, paper_dir: Path) -> list[str]:
+    """What can be seen in the source whether or not LaTeX got that far."""
+    bib = _read(paper_dir / BIB)
+    problems = [f"undefined reference `{k}`" for k in sorted(undefined_refs(tex))]
+    problems += [f"undefined citation `{k}`" for k in sorted(undefined_cites(tex, bib))]
+    problems += [f"missing file `{k}`" for k in sorted(missing_graphics(tex, paper_dir))]
+    problems += [f"duplicate section `{t}`" for t in duplicate_sections(tex)]
+    return problems
+
+
+# ---------------------------------------------------------------- deterministic fixes
+
+
+def _rename_or_drop(bad: set[str], known: set[str]) -> dict[str, str | None]:
+    """Each bad name -> a close known one (a typo such as `fig:los` for `fig:loss`), or None."""
+    out: dict[str, str | None] = {}
+    for name in bad:
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        out[name] = close[0] if close else None
+    return out
+
+
+def _report(mapping: dict[str, str | None], what: str) -> list[str]:
+    return [f"renamed {what} `{k}` to `{v}`" if v else f"removed {what} `{k}`" for k, v in sorted(mapping.items())]
+
+
+def _remap(keys: str, mapping: dict[str, str | None]) -> list[str]:
+    """A `\\ref`/`\\cite` argument's keys after renaming (None drops a key), deduplicated."""
+    out = (mapping.get(k, k) for k in (k.strip() for k in keys.split(",")) if k)
+    return list(dict.fromkeys(k for k in out if k))
+
+
+def drop_undefined_refs(tex: str) -> tuple[str, list[str]]:
+    """Point a `\\ref` to an undefined label at a close existing label, else remove it (with
+    the `Figure~`/`Table~` word before it)."""
+    bad = undefined_refs(tex)
+    if not bad:
+        return tex, []
+    mapping = _rename_or_drop(bad, set(_LABEL.findall(_strip_comments(tex))))
+
+    def sub(m: re.Match) -> str:
+        kept = _remap(m.group(3), mapping)
+        return f"{m.group(1) or ''}\\{m.group(2)}{{{','.join(kept)}}}" if kept else ""
+
+    pattern = re.compile(
+        r"((?:Figure|Fig\.|Table|Tab\.|Section|Sec\.|Equation|Eq\.|Appendix|Algorithm)~?\s*)?"
+        r"\\(ref|eqref|autoref|cref|Cref|pageref|nameref)\{([^}]*)\}"
+    )
+    return pattern.sub(sub, tex), _report(mapping, "reference to undefined label")
+
+
+def drop_undefined_cites(tex: str, bib: str) -> tuple[str, list[str]]:
+    """Replace unknown keys in `\\cite`s by a close known key, else drop them; a cite left
+    empty goes, with the space before it."""
+    bad = undefined_cites(tex, bib)
+    if not bad:
+        return tex, []
+    mapping = _rename_or_drop(bad, {e.key for e in bibtex.parse(bib)})
+
+    def sub(m: re.Match) -> str:
+        kept = _remap(m.group(3), mapping)
+        return f"{m.group(1) or ''}{m.group(2)}{{{','.join(kept)}}}" if kept else ""
+
+    pattern = re.compile(
+        r"(~|[ \t]*)?(\\(?:cite|citep|citet|citealp|citealt|citeauthor|citeyear|nocite)\*?(?:\[[^\]]*\]){0,2})"
+        r"\{([^}]*)\}"
+    )
+    return pattern.sub(sub, tex), _report(mapping, "citation of unknown key")
+
+
+def drop_missing_graphics(tex: str, paper_dir: Path) -> tuple[str, list[str]]:
+    """Remove a figure whose image is missing: the whole float when it holds only that
+    image, else just the `\\includegraphics`. Labels inside it go too (refs fixed later)."""
+    missing = missing_graphics(tex, paper_dir)
+    if not missing:
+        return tex, []
+    float_re = re.compile(r"\\begin\{(figure\*?|wrapfigure)\}.*?\\end\{\1\}[ \t]*\n?", re.S)
+
+    def drop_float(m: re.Match) -> str:
+        names = [n.strip() for n in _GRAPHIC.findall(m.group(0))]
+        return "" if names and all(n in missing for n in names) else m.group(0)
+
+    tex = float_re.sub(drop_float, tex)
+    tex = _GRAPHIC.sub(lambda m: "" if m.group(1).strip() in missing else m.group(0), tex)
+    return tex, [f"removed figure with missing file `{k}`" for k in sorted(missing)]
+
+
+def dedupe_sections(tex: str) -> tuple[str, list[str]]:
+    """Drop the heading of a repeated `\\section{X}`, keeping its text under the first one."""
+    seen: set[str] = set()
+    fixes = []
+
+    def sub(m: re.Match) -> str:
+        norm = " ".join(m.group(1).lower().split())
+        if norm in seen:
+            fixes.append(f"merged duplicate section `{m.group(1)}`")
+            return ""
+        seen.add(norm)
+        return m.group(0)
+
+    return _SECTION.sub(sub, tex), fixes
+
+
+# Arguments that hold names, not prose: an underscore there is legal and must stay.
+_NAME_ARG = re.compile(
+    r"\\(?:label|ref|eqref|cref|Cref|autoref|pageref|nameref|cite\w*|nocite|includegraphics|input|include|"
+    r"url|href|bibliography\w*|begin|end|usepackage|texttt|verb)\*?(?:\[[^\]]*\])?\{[^}]*\}"
+)
+_MATH = re.compile(r"\$\$.*?\$\$|\$.*?\$|\\\(.*?\\\)|\\\[.*?\\\]", re.S)
+
+
+def escape_underscores(tex: str, lines: set[int]) -> tuple[str, list[str]]:
+    """On the given (1-based) lines, escape `_` in prose: outside math and name arguments."""
+    out = tex.splitlines(keepends=True)
+    fixes = []
+    for n in sorted(lines):
+        if not 1 <= n <= len(out):
+            continue
+        line = out[n - 1]
+        if line.lstrip().startswith("%") or "\\begin{equation" in line or "\\begin{align" in line:
+            continue
+        keep = [(m.start(), m.end()) for r in (_MATH, _NAME_ARG) for m in r.finditer(line)]
+        chars = list(line)
+        changed = False
+        for i, c in enumerate(line):
+            if c == "_" and (i == 0 or line[i - 1] != "\\") and not any(a <= i < b for a, b in keep):
+                chars[i] = "\\_"
+                changed = True
+        if changed:
+            out[n - 1] = "".join(chars)
+            fixes.append(f"escaped underscores on line {n}")
+    return "".join(out), fixes
+
+
+def _missing_dollar_lines(log: str) -> set[int]:
+    lines = {int(m.group(1)) for m in re.finditer(r"^(?:\./)?[^\s:]+\.tex:(\d+): Missing \$ inserted", log, re.M)}
+    for m in re.finditer(r"^! Missing \$ inserted", log, re.M):
+        line = re.search(r"^l\.(\d+)", log[m.end():m.end() + 2000], re.M)
+        if line:
+            lines.add(int(line.group(1)))
+    return lines
+
+
+def deterministic_fixes(paper_dir: Path) -> list[str]:
+    """Apply every fix that needs no judgement to paper.tex; return what changed."""
+    path = paper_dir / TEX
+    tex = path.read_text()
+    fixes: list[str] = []
+    for step in (
+        lambda t: escape_underscores(t, _missing_dollar_lines(_read(paper_dir / "paper.log"))),
+        lambda t: drop_missing_graphics(t, paper_dir),
+        drop_undefined_refs,  # after figures, whose labels may have gone with them
+        lambda t: drop_undefined_cites(t, _read(paper_dir / BIB)),
+        dedupe_sections,
+    ):
+        new, done = step(tex)
+        if new != tex:  # a fix that changed nothing must not buy another round
+            tex, fixes = new, fixes + done
+    if fixes:
+        path.write_text(tex)
+    return fixes
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def repair_loop(paper_dir: Path, brain: Brain, max_rounds: int = 4, timeout_s: int = 180) -> CompileResult:
+    """Compile; while it fails or has problems, fix deterministically, else ask the brain.
+
+    Returns the last compilation. `rounds` counts repair rounds used; `fixes` lists every
+    change made. A refused brain edit changes nothing and goes into the next log tail.
+    """
+    result = compile_pdf(paper_dir, timeout_s)
+    fixes: list[str] = []
+    refusal = ""
+    rounds = 0
+    while not result.clean and rounds < max_rounds:
+        rounds += 1
+        done = deterministic_fixes(paper_dir)
+        if not done:
+            done, refusal = _brain_round(paper_dir, brain, result, refusal)
+        if done:
+            fixes += done
+            result = compile_pdf(paper_dir, timeout_s)
+        elif not refusal:
+            break  # nobody could change anything: another compile would give the same result
+    return result.model_copy(update={"rounds": rounds, "fixes": fixes})
+
+
+def _brain_round(paper_dir: Path, brain: Brain, result: CompileResult, refusal: str) -> tuple[list[str], str]:
+    """One `fix_latex` request; returns (changes made, refusal message for next round)."""
+    feedback = "Problems:\n" + "\n".join(f"- {p}" for p in result.problems) + "\n\nLog:\n" + result.log_tail
+    if refusal:
+        feedback = f"Your previous edit was refused: {refusal}\n\n{feedback}"
+    edits = brain.fix_latex((paper_dir / TEX).read_text(), feedback)
+    if not edits:
+        return [], ""
+    bad_path = [e.path for e in edits if e.path != TEX]
+    if bad_path:
+        return [], f"edits may only change {TEX}, not {bad_path}"
+    try:
+        apply_edits(paper_dir, edits)
+    except EditRefused as e:
+        return [], str(e)
+    return [f"applied {len(edits)} edit(s) from the brain"], ""

@@ -1,0 +1,44 @@
+"""Ideate: the brain proposes a generation of ideas against the template and the archive."""
+
+from __future__ import annotations
+
+import json
+
+from agent.errors import StageFailed, TemplateError, UserError
+from agent.models import Idea, IdeationContext
+from agent.pipeline.deps import Deps
+from agent.pipeline.progress import emit
+from agent.pipeline.state import RunState
+
+
+def seed_ideas(deps: Deps) -> list[Idea]:
+    path = deps.template.path / "seed_ideas.json"
+    try:
+        return [Idea.model_validate(i) for i in json.loads(path.read_text())]
+    except ValueError as e:
+        raise TemplateError(str(path), "ideas", str(e).splitlines()[0]) from None
+
+
+def ideate(deps: Deps, state: RunState) -> dict:
+    generation = state.get("generation", 0) + 1
+    emit("run", "ideate", note=f"generation {generation}: {deps.settings.num_ideas} ideas")
+    taken = {o["idea"] for o in state.get("outcomes", [])}  # names used by earlier generations
+    ctx = IdeationContext(
+        template=deps.template,
+        archive=deps.archive.past_ideas(deps.template.name),
+        seed_ideas=seed_ideas(deps),
+        num_ideas=deps.settings.num_ideas,
+    )
+    try:
+        proposed = deps.brain.ideas(ctx)
+    except StageFailed as e:  # nothing to fail yet: stop the run; resume asks again
+        raise UserError(f"ideation failed at the {e.stage} call ({e.reason}); `ai-scientist resume {state['run_id']}` retries") from None
+    ideas: list[Idea] = []
+    for idea in proposed:
+        if idea.name in taken or any(i.name == idea.name for i in ideas):
+            continue
+        ideas.append(idea)
+    ideas = ideas[: deps.settings.num_ideas]
+    (deps.run_dir / f"ideas-gen{generation}.json").write_text(json.dumps([i.model_dump() for i in ideas], indent=1))
+    emit("run", "done", note=f"generation {generation}: {len(ideas)} ideas proposed")
+    return {"ideas": [i.model_dump() for i in ideas], "generation": generation}

@@ -1,0 +1,2 @@
+"""Reviewing: a paper's text, the review ensemble and meta-review, and review-bench, which
+measures a reviewer against human decisions."""

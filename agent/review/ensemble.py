@@ -1,0 +1,35 @@
+"""Reviewing a paper's text: an ensemble of reviewers, combined by a meta-review.
+
+`review_paper` makes `reviewers` independent `brain.review` calls (in parallel for an LLM
+brain, whose calls wait on the network) and one `brain.meta_review`, which writes the
+meta-review and reflects on it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from pydantic import BaseModel
+
+from agent.brains.base import Brain
+from agent.errors import UserError
+from agent.models import Review
+
+
+class ReviewOutcome(BaseModel):
+    """The ensemble's reviews and the meta-review that decides."""
+
+    reviews: list[Review]
+    meta: Review
+
+
+def review_paper(brain: Brain, text: str, reviewers: int = 3) -> ReviewOutcome:
+    """`reviewers` reviews of `text` and their meta-review (with a reflection round)."""
+    if reviewers < 1:
+        raise UserError(f"--reviewers must be at least 1, got {reviewers}")
+    if brain.info.kind == "llm" and reviewers > 1:
+        with ThreadPoolExecutor(max_workers=reviewers) as pool:
+            reviews = list(pool.map(lambda _: brain.review(text), range(reviewers)))
+    else:
+        reviews = [brain.review(text) for _ in range(reviewers)]
+    return ReviewOutcome(reviews=reviews, meta=brain.meta_review(reviews))
