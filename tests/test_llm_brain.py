@@ -44,6 +44,8 @@ from tests.llm_server import (
     write_toy_template,
 )
 
+EDITABLE = ("experiment.py", "plot.py")  # what a stage lets a brain edit
+
 KEY = "sk-loopback-test-key"
 BASELINE = {"easy": {"means": {"loss": 0.3125}, "stderrs": {"loss": 0.004}, "per_seed": {"loss": [0.31, 0.315]}}}
 
@@ -215,10 +217,10 @@ def test_a_bad_edit_is_refused_then_fixed_from_the_error(
     run = brain.next_run(ctx)
     assert run is not None
     with pytest.raises(EditRefused) as refused:
-        apply_edits(work, run.edits)
+        apply_edits(work, run.edits, EDITABLE)
     failed = RunRecord(name="run_1", planned=run, ok=False, error=str(refused.value))
     fixed = brain.fix_run(ctx, failed, str(refused.value))
-    apply_edits(work, fixed.edits)
+    apply_edits(work, fixed.edits, EDITABLE)
     assert "WIDTH = 32" in (work / "experiment.py").read_text()
     assert "SEARCH text not found" in server.for_stage("fix_run")[0].prompt
 
@@ -237,13 +239,13 @@ def test_crashing_code_gets_its_traceback_back_and_is_fixed(
 
     run = brain.next_run(experiment_ctx(toy))
     assert run is not None
-    apply_edits(work, run.edits)
+    apply_edits(work, run.edits, EDITABLE)
     proc = run_experiment()
     assert proc.returncode != 0
     failed = RunRecord(name="run_1", planned=run, ok=False, error=proc.stderr)
     fixed = brain.fix_run(experiment_ctx(toy, code=(work / "experiment.py").read_text()), failed, proc.stderr)
     assert "RuntimeError: injected crash: loss is nan" in server.for_stage("fix_run")[0].prompt
-    apply_edits(work, fixed.edits)
+    apply_edits(work, fixed.edits, EDITABLE)
     assert run_experiment().returncode == 0
     assert (work / "run_1" / "final_info.json").is_file()
 

@@ -38,6 +38,8 @@ from agent.models import (
 from agent.template.contract import SECTIONS, Template, list_templates, load_template
 from agent.template.knobs import run_settings
 
+EDITABLE = ("experiment.py", "plot.py")  # what a stage lets a brain edit
+
 PARTS = ("title", *SECTIONS)
 
 # ---------------------------------------------------------------- a synthetic template
@@ -206,7 +208,7 @@ def toy(tmp_path_factory) -> Template:
 def run_experiment(workdir: Path, tpl: Template, name: str, planned: PlannedRun | None) -> dict:
     """Apply a plan's edits to the workdir and really run the toy experiment.py."""
     if planned is not None:
-        apply_edits(workdir, planned.edits)
+        apply_edits(workdir, planned.edits, EDITABLE)
     args = [x for k, v in (planned.args.items() if planned else []) for x in (k, v)]
     subprocess.run([sys.executable, "experiment.py", "--out_dir", name, *tpl.experiment_args("smoke"), *args],
                    cwd=workdir, check=True, capture_output=True, timeout=60)
@@ -387,7 +389,7 @@ def test_fix_run_rederives_a_refused_edit(toy, tmp_path):
     fixed = brain.fix_run(ctx, failed, "experiment.py: SEARCH text not found; copy it exactly")
     workdir = tmp_path / "w"
     shutil.copytree(toy.path, workdir)
-    apply_edits(workdir, fixed.edits)
+    apply_edits(workdir, fixed.edits, EDITABLE)
     assert 'ACTIVATION = "gelu"  # relu | tanh | gelu' in (workdir / "experiment.py").read_text()
     crashed = RunRecord(name="run_2", planned=fixed, ok=False, error="Traceback ... ZeroDivisionError")
     assert brain.fix_run(ctx, crashed, "ZeroDivisionError") == fixed  # no fake fix
@@ -534,7 +536,7 @@ def test_fix_latex_repairs_real_compile_errors(tmp_path):
         edits = brain.fix_latex((tmp_path / "paper.tex").read_text(), log)
         if not edits:
             break
-        apply_edits(tmp_path, edits)
+        apply_edits(tmp_path, edits, {"paper.tex"})
     assert proc.returncode == 0 and "! " not in log
     fixed = (tmp_path / "paper.tex").read_text()
     assert r"learning\_rate" in fixed and r"A \& B" in fixed
@@ -626,7 +628,7 @@ def test_research_templates(name, tmp_path):
 
         def results(name: str, planned: PlannedRun | None, workdir: Path = workdir) -> dict:
             if planned is not None:
-                apply_edits(workdir, planned.edits)  # raises if an edit does not apply
+                apply_edits(workdir, planned.edits, EDITABLE)  # raises if an edit does not apply
             return fake_results(tpl, rng, 0.0 if planned is None else 0.3 * rng.random())
 
         baseline, runs = plan_all(brain, tpl, idea, workdir, 5, results)

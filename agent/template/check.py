@@ -13,9 +13,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from agent.errors import TemplateError
+from agent.sandbox import files
 from agent.sandbox.executors import Executor, LocalExecutor
 from agent.sandbox.limits import Limits
-from agent.sandbox.runner import python_executable, read_output
+from agent.sandbox.runner import python_executable
 from agent.template.contract import Template, check_final_info, load_template
 from agent.template.run import experiment_cmd, limits_for
 
@@ -36,24 +37,24 @@ def check_template(name: str, scale: str = "smoke", executor: Executor | None = 
     executor = executor or LocalExecutor()
     with tempfile.TemporaryDirectory(prefix=f"check-{tpl.name}-") as tmp:
         work = Path(tmp) / tpl.name
-        shutil.copytree(tpl.path, work, ignore=shutil.ignore_patterns("__pycache__", "run_*"))
+        shutil.copytree(tpl.path, work, ignore=shutil.ignore_patterns("__pycache__", "run_*", ".git"))
         check_knobs(tpl, executor, work)
         exp_s = _run(executor, tpl, work, experiment_cmd(tpl, scale, "run_0"), limits_for(tpl, scale), "experiment.py")
         try:
-            info = json.loads(read_output(work, "run_0/final_info.json"))
+            info = files.read_json(work, "run_0/final_info.json")
         except FileNotFoundError:
             raise TemplateError(str(tpl.path / "experiment.py"), "output", "wrote no run_0/final_info.json") from None
-        except (OSError, ValueError) as e:
+        except (OSError, files.UnsafeFile) as e:
             raise TemplateError("run_0/final_info.json", "json", str(e)) from None
         check_final_info(info, tpl, scale, "run_0/final_info.json")
-        (work / "labels.json").write_text(json.dumps({"run_0": "Baseline"}))
+        files.write_text(work, "labels.json", json.dumps({"run_0": "Baseline"}))
         plot_cmd = [python_executable(), "plot.py", "--labels", "labels.json", "--out_dir", "figures"]
         plot_s = _run(executor, tpl, work, plot_cmd, Limits(timeout_s=180), "plot.py")
-        figures = sorted(p.name for p in (work / "figures").glob("*.png"))
+        figures = files.list_files(work, "figures", (".png",)) if files.kind(work, "figures") == "dir" else []
         if not figures:
             raise TemplateError(str(tpl.path / "plot.py"), "output", "wrote no PNG into --out_dir")
         if keep is not None:
-            shutil.copytree(work, keep, dirs_exist_ok=True)
+            files.copy_tree(work, ".", keep, ".")
     primary = tpl.primary.name
     return CheckReport(template=tpl.name, scale=scale, experiment_s=exp_s, plot_s=plot_s, figures=figures,
                        primary={ds: block["means"][primary] for ds, block in info.items()})
@@ -78,7 +79,7 @@ def check_knobs(tpl: Template, executor: Executor, work: Path) -> None:
     if flags:
         result = executor.run([python_executable(), "experiment.py", "--help"], work, Limits(timeout_s=60),
                               log_name="help")
-        usage = read_output(work, "help.stdout.log").decode(errors="replace") if result.ok else ""
+        usage = files.read_text(work, "help.stdout.log") if result.ok else ""
         for knob in flags:
             if not re.search(rf"{re.escape(knob.flag)}\b", usage):
                 raise TemplateError(str(tpl.path / "experiment.py"), f"knobs.{knob.name}",
