@@ -399,6 +399,23 @@ def test_unterminated_entry_does_not_hide_the_others() -> None:
     assert [e.key for e in bibtex.parse(text)] == ["good1", "good2"]
 
 
+def test_hostile_bibtex_yields_its_good_entries_and_never_raises() -> None:
+    text = (
+        "@@@ {{{ junk @['JournalArticle']{s2odd, title={odd type}}\n"
+        "@misc{, title={no key}}\n@misc{a b, title={space in key}}\n"
+        "@misc{twice, title={first}, title={second}}\n"
+        "@misc{deep, title={" + "{" * 3000 + "x" + "}" * 3000 + "}}\n"
+        '@misc(paren, title = "a" # {b} # c, year = 2020)\n'
+        "@article{cut, title={never closed"
+    )
+    entries = {e.key: e for e in bibtex.parse(text)}
+    assert list(entries) == ["twice", "deep", "paren"]
+    assert entries["twice"].text("title") == "second"
+    assert entries["deep"].text("title") == "x"  # deeper than pylatexenc recurses: braces dropped
+    assert entries["paren"].fields["title"] == "abc" and entries["paren"].year == 2020
+    assert bibtex.split_authors("{Barnes and Noble} and von Neumann, John") == ["Barnes and Noble", "John von Neumann"]
+
+
 def test_synthesized_bibtex_round_trips() -> None:
     text = bibtex.synthesize(title="Score {matching} & 100% of SDE_s", authors=["Yang Song", "Stefano Ermon"],
                              year=2019, venue="NeurIPS")
