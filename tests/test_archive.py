@@ -25,7 +25,7 @@ import pytest
 
 from agent.archive import index as ix
 from agent.archive.store import Archive, PaperEntry, default_archive_root
-from agent.archive.web.diff import diff_stat
+from agent.archive.web.diff import classify, diff_stat
 from agent.errors import UserError
 
 # ---------------------------------------------------------------- shared helpers
@@ -590,6 +590,22 @@ def test_diff_stat_counts_per_file() -> None:
         ("experiment.py", 1, 1),
         ("plot.py", 2, 1),
     ]
+
+
+def test_diff_kinds_follow_the_hunk_counts() -> None:
+    tricky = DIFF + (
+        "diff --git a/a.py b/b.py\nsimilarity index 100%\nrename from a.py\nrename to b.py\n"
+        "diff --git a/plot.py b/plot.py\n--- a/plot.py\n+++ b/plot.py\n"
+        "@@ -1,2 +1,2 @@\n--- dashes\n+x = '\f'\u2028\n ok\n"
+    )
+    kinds = list(classify(tricky))
+    assert [k for k, _ in kinds][-7:] == ["file", "file", "file", "hunk", "del", "add", "ctx"]
+    assert kinds[-2] == ("add", "+x = '\f'\u2028")  # split at newlines only, as unidiff reads it
+    assert [(s.path, s.added, s.removed) for s in diff_stat(tricky)] == [
+        ("experiment.py", 1, 1), ("b.py", 0, 0), ("plot.py", 1, 1)
+    ]
+    cut = tricky[: tricky.index(" ok")]  # a hunk cut short: unidiff refuses it, the lines still show
+    assert diff_stat(cut) == [] and list(classify(cut))[-1] == ("add", "+x = '\f'\u2028")
 
 
 def test_pdf_written_by_hand_is_valid(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -196,13 +197,26 @@ def _figures(folder: Path, meta: dict[str, Any]) -> list[tuple[str, str]]:
     return [(name, captions.get(name, "")) for name in files]
 
 
+def _first_chars(lines: Iterable[tuple[str, str]], limit: int) -> list[tuple[str, str]]:
+    """The classified lines of a diff's first `limit` characters (the whole diff is parsed,
+    since a diff cut mid-hunk is not one unidiff reads)."""
+    shown: list[tuple[str, str]] = []
+    used = 0
+    for kind, line in lines:
+        if used >= limit:
+            break
+        shown.append((kind, line[: limit - used]))
+        used += len(line) + 1
+    return shown
+
+
 def _diff(folder: Path) -> dict[str, Any] | None:
     diff = _read_text(folder / "code.diff")
     if not diff.strip():
         return None
     return {
         "stats": diff_stat(diff),
-        "lines": list(classify(diff[:PAGE_TEXT_LIMIT])),
+        "lines": _first_chars(classify(diff), PAGE_TEXT_LIMIT),
         "cut": len(diff) > PAGE_TEXT_LIMIT,
         "bundle": (folder / "workdir.bundle").is_file(),
     }
