@@ -412,18 +412,6 @@ def archive_venue(past: ArchivedIdea) -> str:
     return f"archive {past.template}/{past.name}" + (f" ({verdict})" if verdict else "")
 
 
-def archive_abstract(past: ArchivedIdea) -> str:
-    """The past hypothesis, then a `knobs: a, b` line: the knob set the novelty judges compare
-    (LiteratureHit has no field for it; `hit_knobs` reads it back)."""
-    return past.hypothesis + (f"\nknobs: {', '.join(past.knobs)}" if past.knobs else "")
-
-
-def hit_knobs(hit: LiteratureHit) -> list[str]:
-    """The knobs an archive hit's past idea varied (see `archive_abstract`)."""
-    m = re.search(r"^knobs: (.*)$", hit.abstract, flags=re.M) if hit.source == "archive" else None
-    return [k.strip() for k in m.group(1).split(",") if k.strip()] if m else []
-
-
 def hit_key(hit: LiteratureHit) -> str | None:
     """The citation key of a hit's BibTeX entry, if it has one."""
     entries = bibtex.parse(hit.bibtex) if hit.bibtex else []
@@ -439,8 +427,8 @@ def similar_ideas(idea: Idea, past: list[ArchivedIdea], top_k: int = 5) -> list[
                         [_idea_tokens(p.title, p.hypothesis, p.knobs) for p in past])
     ranked = sorted(zip(scores, range(len(past)), past, strict=True), key=lambda t: (-t[0], t[1]))
     return [
-        LiteratureHit(title=p.title, abstract=archive_abstract(p), venue=archive_venue(p), source="archive",
-                      score=round(s, 4))
+        LiteratureHit(title=p.title, abstract=p.hypothesis, venue=archive_venue(p), source="archive",
+                      score=round(s, 4), knobs=p.knobs)
         for s, _, p in ranked[:top_k] if s > 0
     ]
 
@@ -566,7 +554,7 @@ def _archive_evidence(idea: Idea, past: list[ArchivedIdea], top_k: int = 5) -> l
     however worded: that is the repeat the novelty judges most need to see."""
     ranked = similar_ideas(idea, past, top_k=len(past))
     mine = set(idea.knobs)
-    return [h for i, h in enumerate(ranked) if i < top_k or (mine and set(hit_knobs(h)) == mine)]
+    return [h for i, h in enumerate(ranked) if i < top_k or (mine and set(h.knobs) == mine)]
 
 
 def gather_evidence(

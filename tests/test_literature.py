@@ -20,7 +20,6 @@ from agent.literature import (
     bib_keys,
     gather_evidence,
     hit_key,
-    hit_knobs,
     search,
     similar_ideas,
     uninvert_abstract,
@@ -349,13 +348,21 @@ def test_archive_similarity_ranks_the_truly_similar_idea_first() -> None:
     hits = similar_ideas(IDEA, PAST, top_k=5)
 
     assert hits[0].title == "Does a cosine beta schedule help 2-D diffusion?"
-    assert hit_knobs(hits[0]) == ["beta_schedule"] and hits[0].abstract.endswith("\nknobs: beta_schedule")
+    assert hits[0].knobs == ["beta_schedule"] and hits[0].abstract == PAST[1].hypothesis  # knobs typed, not in text
     assert "toy_diffusion/beta_cosine" in hits[0].venue and "Accept" in hits[0].venue
     assert all(h.source == "archive" and 0.0 < h.score <= 1.0 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert hits[0].score > 2 * hits[1].score
     # The grokking idea shares no term with a diffusion-schedule idea.
     assert "Weight decay and the timing of grokking" not in [h.title for h in hits]
+
+
+def test_the_llm_judge_sees_the_knob_set_of_archive_hits() -> None:
+    from agent.brains.llm.summaries import hits_brief
+
+    brief = hits_brief(similar_ideas(IDEA, PAST, top_k=5)).splitlines()
+    assert brief[0].startswith("[1] Does a cosine beta schedule help 2-D diffusion?")
+    assert brief[0].endswith("[varied: beta_schedule]")
 
 
 def test_archive_similarity_sees_knobs_and_respects_top_k() -> None:

@@ -337,9 +337,10 @@ def test_second_night_proposes_new_ideas(toy):
 def test_novelty_uses_the_archive_knob_sets(toy):
     brain = OfflineBrain()
     idea = brain.ideas(IdeationContext(template=toy, archive=[], seed_ideas=[], num_ideas=1))[0]
-    same = LiteratureHit(title="An earlier sweep", abstract=f"We varied things. Knobs: {', '.join(idea.knobs)}",
+    same = LiteratureHit(title="An earlier sweep", abstract="We varied things.", knobs=idea.knobs,
                          source="archive", score=0.9)
-    other = LiteratureHit(title="Another study", abstract="Knobs: depth, use_norm", source="archive", score=0.95)
+    other = LiteratureHit(title="Another study", abstract="", knobs=["depth", "use_norm"], source="archive",
+                          score=0.95)
     no = brain.novelty(idea, [other, same])
     assert not no.novel and "An earlier sweep" in no.reason and no.queries
     yes = brain.novelty(idea, [other])

@@ -322,12 +322,6 @@ def _pick(ranked: list[Idea], n: int) -> list[Idea]:
 # ---------------------------------------------------------------- novelty
 
 
-def _hit_knobs(hit: LiteratureHit) -> set[str] | None:
-    """The knob set an archive hit records, from a `knobs: a, b` line in its abstract."""
-    m = re.search(r"knobs?\s*[:=]\s*\[?([\w ,'\"-]+)\]?", hit.abstract, re.IGNORECASE)
-    return {k.strip(" '\"") for k in m.group(1).split(",") if k.strip(" '\"")} if m else None
-
-
 # ---------------------------------------------------------------- the brain
 
 
@@ -358,10 +352,7 @@ class OfflineBrain:
         queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]
         mine = set(idea.knobs)
         for hit in hits:
-            if hit.source != "archive":
-                continue
-            knobs = _hit_knobs(hit)
-            if knobs is not None and mine and knobs == mine:
+            if hit.source == "archive" and mine and set(hit.knobs) == mine:
                 return NoveltyDecision(novel=False, queries=queries,
                                        reason=f"the archive already holds '{hit.title}', which varied the same "
                                               f"knob set ({', '.join(sorted(mine))}).")
