@@ -39,6 +39,7 @@ from agent.models import (
     RunRecord,
 )
 from agent.numbers import fmt_value
+from agent.paper import bibtex
 from agent.template.contract import Knob, Template
 from agent.template.knobs import constant_edit, flag_text, run_settings, settings_label
 
@@ -319,9 +320,6 @@ def _pick(ranked: list[Idea], n: int) -> list[Idea]:
     return chosen
 
 
-# ---------------------------------------------------------------- novelty
-
-
 # ---------------------------------------------------------------- the brain
 
 
@@ -420,10 +418,10 @@ class OfflineBrain:
     def citations(self, ctx: PaperContext) -> list[Citation]:
         out, seen = [], set(ctx.bib_keys)
         for hit in ctx.literature:
-            m = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)\s*,", hit.bibtex)
-            if m and m.group(1) not in seen:
-                seen.add(m.group(1))
-                out.append(Citation(key=m.group(1), bibtex=hit.bibtex.strip()))
+            entry = next(iter(bibtex.parse(hit.bibtex)), None)
+            if entry and entry.key not in seen:
+                seen.add(entry.key)
+                out.append(Citation(key=entry.key, bibtex=hit.bibtex.strip()))
         return out
 
     def fix_latex(self, tex: str, log_tail: str) -> list[Edit]:
