@@ -197,6 +197,11 @@ def _figures(folder: Path, meta: dict[str, Any]) -> list[tuple[str, str]]:
     return [(name, captions.get(name, "")) for name in files]
 
 
+def _idea_keys(idea: dict[str, Any]) -> list[str]:
+    """The idea schema's fields first, in their order, then any others."""
+    return [k for k in IDEA_FIELDS if k in idea] + [k for k in idea if k not in IDEA_FIELDS]
+
+
 def _first_chars(lines: Iterable[tuple[str, str]], limit: int) -> list[tuple[str, str]]:
     """The classified lines of a diff's first `limit` characters (the whole diff is parsed,
     since a diff cut mid-hunk is not one unidiff reads)."""
@@ -242,9 +247,7 @@ def render_paper_page(folder: Path) -> str:
         review=review if isinstance(review, dict) else {},
         reviews=reviews if isinstance(reviews, list) else [],
         idea=idea if isinstance(idea, dict) else None,
-        idea_keys=[k for k in IDEA_FIELDS if k in idea] + [k for k in idea if k not in IDEA_FIELDS]
-        if isinstance(idea, dict)
-        else [],
+        idea_keys=_idea_keys(idea) if isinstance(idea, dict) else [],
         diff=_diff(folder),
         results=results,
         results_json=json.dumps(results, indent=2),
