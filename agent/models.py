@@ -110,6 +110,7 @@ class LiteratureHit(BaseModel):
     source: str = Field(description="semantic_scholar | openalex | archive | bib")
     score: float = 0.0
     bibtex: str = ""
+    knobs: list[str] = Field(default_factory=list, description="Knobs the past idea varied (archive hits)")
 
 
 class IdeationContext(BaseModel):

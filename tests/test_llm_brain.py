@@ -273,6 +273,15 @@ def test_citations_keep_only_new_valid_bibtex(brain: LLMBrain, server: LoopbackL
     assert brain.citations(ctx) == [good]
 
 
+def test_citations_skip_malformed_bibtex(brain: LLMBrain, server: LoopbackLLM, toy: Template):
+    ctx = paper_ctx(toy)
+    cut = Citation(key="cut2020", bibtex="@article{cut2020, title={never closed}")
+    renamed = Citation(key="a2020", bibtex="@article{b2020, title={B}}")
+    trailing = Citation(key="ok2020", bibtex="@article{ok2020, title={OK}}\n\\input{/etc/passwd}")
+    server.add("citations", {"citations": [cut.model_dump(), renamed.model_dump(), trailing.model_dump()]})
+    assert brain.citations(ctx) == [Citation(key="ok2020", bibtex="@article{ok2020, title={OK}}")]
+
+
 def test_describe_figures_repairs_a_missing_figure(brain: LLMBrain, server: LoopbackLLM, toy: Template):
     one = {"figures": [{"file": "loss.png", "caption": "c", "description": "d"}]}
     server.add("describe_figures", one)  # forgets curves.png: the repair round names it

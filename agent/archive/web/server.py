@@ -25,7 +25,7 @@ INERT = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg", "
          ".gif": "image/gif", ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 TEXT = frozenset({".json", ".md", ".diff", ".tex", ".bib", ".log", ".txt", ".jsonl"})
 ACTIVE = frozenset({".html", ".htm", ".svg", ".xml", ".xhtml", ".js", ".mjs", ".css"})  # shown, never run
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'self'; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
        "frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'")
 
 

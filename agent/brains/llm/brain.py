@@ -52,6 +52,7 @@ from agent.models import (
     Review,
     RunRecord,
 )
+from agent.paper import bibtex
 
 ERROR_TAIL_CHARS = 3000
 PAPER_CHARS = 60_000  # a review reads the whole paper, up to ~15k tokens
@@ -348,10 +349,11 @@ class LLMBrain:
         ans = self.client.complete("citations", system, user, CitationList, idea=tag, max_tokens=400 * MAX_CITATIONS)
         out, seen = [], set(have)
         for c in ans.citations:
-            if c.key in seen or not c.bibtex.lstrip().startswith("@") or c.key not in c.bibtex:
+            entries = bibtex.parse(c.bibtex)  # LLM-written: one well-formed entry under the key it names
+            if c.key in seen or len(entries) != 1 or entries[0].key != c.key:
                 continue
             seen.add(c.key)
-            out.append(c)
+            out.append(Citation(key=c.key, bibtex=entries[0].raw))
         return out[:MAX_CITATIONS]
 
     def fix_latex(self, tex: str, log_tail: str) -> list[Edit]:

@@ -39,6 +39,7 @@ from agent.models import (
     RunRecord,
 )
 from agent.numbers import fmt_value
+from agent.paper import bibtex
 from agent.template.contract import Knob, Template
 from agent.template.knobs import constant_edit, flag_text, run_settings, settings_label
 
@@ -319,15 +320,6 @@ def _pick(ranked: list[Idea], n: int) -> list[Idea]:
     return chosen
 
 
-# ---------------------------------------------------------------- novelty
-
-
-def _hit_knobs(hit: LiteratureHit) -> set[str] | None:
-    """The knob set an archive hit records, from a `knobs: a, b` line in its abstract."""
-    m = re.search(r"knobs?\s*[:=]\s*\[?([\w ,'\"-]+)\]?", hit.abstract, re.IGNORECASE)
-    return {k.strip(" '\"") for k in m.group(1).split(",") if k.strip(" '\"")} if m else None
-
-
 # ---------------------------------------------------------------- the brain
 
 
@@ -358,10 +350,7 @@ class OfflineBrain:
         queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]
         mine = set(idea.knobs)
         for hit in hits:
-            if hit.source != "archive":
-                continue
-            knobs = _hit_knobs(hit)
-            if knobs is not None and mine and knobs == mine:
+            if hit.source == "archive" and mine and set(hit.knobs) == mine:
                 return NoveltyDecision(novel=False, queries=queries,
                                        reason=f"the archive already holds '{hit.title}', which varied the same "
                                               f"knob set ({', '.join(sorted(mine))}).")
@@ -429,10 +418,10 @@ class OfflineBrain:
     def citations(self, ctx: PaperContext) -> list[Citation]:
         out, seen = [], set(ctx.bib_keys)
         for hit in ctx.literature:
-            m = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)\s*,", hit.bibtex)
-            if m and m.group(1) not in seen:
-                seen.add(m.group(1))
-                out.append(Citation(key=m.group(1), bibtex=hit.bibtex.strip()))
+            entry = next(iter(bibtex.parse(hit.bibtex)), None)
+            if entry and entry.key not in seen:
+                seen.add(entry.key)
+                out.append(Citation(key=entry.key, bibtex=hit.bibtex.strip()))
         return out
 
     def fix_latex(self, tex: str, log_tail: str) -> list[Edit]:
