@@ -3,7 +3,6 @@ every Brain method, compact prompts, idea tags, and the bad-edit and crashing-co
 
 from __future__ import annotations
 
-import contextvars
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from agent.brains import make_brain
 from agent.brains.base import Brain
 from agent.brains.llm.brain import EditAnswer, IdeaList, LLMBrain, NextRunAnswer, RunAnswer
 from agent.brains.llm.client import LLMClient
+from agent.brains.llm.ledger import Ledger
 from agent.edits import EditRefused, apply_edits
 from agent.errors import ConfigError, StageFailed
 from agent.models import (
@@ -150,25 +150,20 @@ def test_every_brain_method_returns_its_typed_result(brain: LLMBrain, server: Lo
     assert server.stages().count("ideas_reflect") == 1
     assert server.stages().count("meta_review_reflect") == 1
     assert {f"write_section:{s}" for s in SECTIONS} <= set(server.stages())
-    assert len(brain.ledger.calls) == len(server.requests)
+    assert len(brain.client.ledger.calls) == len(server.requests)
 
 
-def test_ledger_rows_carry_the_idea_of_the_context(brain: LLMBrain, toy: Template):
+def test_ledger_rows_carry_the_idea_each_call_names(brain: LLMBrain, toy: Template):
+    """A call's idea comes from its context, or is named by the caller (review, fix_latex); a
+    paper from outside the pipeline is reviewed for no idea."""
     brain.next_run(experiment_ctx(toy))
-    brain.review("A paper.")  # no ctx: inherits the idea tag of this context
-    with brain.idea_scope("other_idea"):
-        brain.fix_latex("a\nb\n", "l.1 x")
-    assert [c.idea for c in brain.ledger.calls] == ["lr_effect", "lr_effect", "other_idea"]
-    assert brain.ledger.summary(idea="lr_effect")["calls"] == 2
-
-
-def test_reviews_of_a_known_paper_are_tagged_with_its_idea(brain: LLMBrain, toy: Template):
-    title = brain.write_section(paper_ctx(toy), "title", {})
-    review_node = contextvars.Context()  # another graph node: no idea scope, only the PDF's text
-    reviews = [review_node.run(brain.review, f"{title.upper()}\nLLM brain\n\nAbstract\nWe study ...") for _ in range(2)]
-    review_node.run(brain.meta_review, reviews)
-    contextvars.Context().run(brain.review, "An unrelated paper about something else.")
-    assert [c.idea for c in brain.ledger.calls] == ["lr_effect"] * 5 + [""]
+    reviews = [brain.review("A paper.", idea="lr_effect") for _ in range(2)]
+    brain.meta_review(reviews, idea="lr_effect")
+    brain.fix_latex("a\nb\n", "l.1 x", idea="other_idea")
+    brain.review("An unrelated paper about something else.")
+    ledger = brain.client.ledger
+    assert [c.idea for c in ledger.calls] == ["lr_effect"] * 5 + ["other_idea", ""]
+    assert ledger.summary(idea="lr_effect")["calls"] == 5
 
 
 def test_ideas_avoid_the_archive_and_unknown_knobs(brain: LLMBrain, server: LoopbackLLM, toy: Template):
@@ -288,7 +283,7 @@ def test_describe_figures_repairs_a_missing_figure(brain: LLMBrain, server: Loop
     notes = brain.describe_figures(paper_ctx(toy), ["loss.png", "curves.png"])
     assert [n.file for n in notes] == ["loss.png", "curves.png"]
     assert "curves.png" in server.for_stage("describe_figures")[1].user
-    assert [c.ok for c in brain.ledger.calls] == [False, True]
+    assert [c.ok for c in brain.client.ledger.calls] == [False, True]
 
 
 def test_write_section_rejects_unknown_figure_files(brain: LLMBrain, server: LoopbackLLM, toy: Template):
@@ -320,7 +315,7 @@ def test_make_brain_picks_the_brain_from_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AI_SCIENTIST_MODEL", "served-model")
     monkeypatch.setenv("AI_SCIENTIST_BASE_URL", server.url)
     monkeypatch.setenv("AI_SCIENTIST_API_KEY", KEY)
-    brain = make_brain(ledger_path=tmp_path / "usage.jsonl", cache_dir=tmp_path / "cache")
+    brain = make_brain(ledger=Ledger(tmp_path / "usage.jsonl"), cache_dir=tmp_path / "cache")
     assert isinstance(brain, LLMBrain) and brain.info.model == "served-model"
     assert isinstance(brain.novelty(idea(), []), NoveltyDecision)
     assert server.requests[-1].body["model"] == "served-model" and server.requests[-1].authorized

@@ -461,7 +461,7 @@ def deterministic_fixes(paper_dir: Path) -> list[str]:
 
 
 def repair_loop(paper_dir: Path, brain: Brain, log_dir: Path | None = None, executor: LocalExecutor | None = None,
-                max_rounds: int = 4, timeout_s: int = 180) -> CompileResult:
+                max_rounds: int = 4, timeout_s: int = 180, idea: str = "") -> CompileResult:
     """Compile; while it fails or has problems, fix deterministically, else ask the brain.
 
     Returns the last compilation. `rounds` counts repair rounds used; `fixes` lists every
@@ -475,7 +475,7 @@ def repair_loop(paper_dir: Path, brain: Brain, log_dir: Path | None = None, exec
         rounds += 1
         done = deterministic_fixes(paper_dir)
         if not done:
-            done, refusal = _brain_round(paper_dir, brain, result, refusal)
+            done, refusal = _brain_round(paper_dir, brain, result, refusal, idea)
         if done:
             fixes += done
             result = compile_pdf(paper_dir, log_dir, executor, timeout_s)
@@ -484,12 +484,13 @@ def repair_loop(paper_dir: Path, brain: Brain, log_dir: Path | None = None, exec
     return result.model_copy(update={"rounds": rounds, "fixes": fixes})
 
 
-def _brain_round(paper_dir: Path, brain: Brain, result: CompileResult, refusal: str) -> tuple[list[str], str]:
+def _brain_round(paper_dir: Path, brain: Brain, result: CompileResult, refusal: str,
+                 idea: str) -> tuple[list[str], str]:
     """One `fix_latex` request; returns (changes made, refusal message for next round)."""
     feedback = "Problems:\n" + "\n".join(f"- {p}" for p in result.problems) + "\n\nLog:\n" + result.log_tail
     if refusal:
         feedback = f"Your previous edit was refused: {refusal}\n\n{feedback}"
-    edits = brain.fix_latex(_read(paper_dir, TEX), feedback)
+    edits = brain.fix_latex(_read(paper_dir, TEX), feedback, idea=idea)
     if not edits:
         return [], ""
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.archive.store import Archive
 from agent.brains.base import Brain
+from agent.brains.llm.ledger import Ledger
 from agent.config import RunSettings
 from agent.pipeline.workdir import IdeaWorkdir
 from agent.sandbox import files
@@ -21,6 +22,8 @@ class Deps:
     settings: RunSettings
     template: Template
     brain: Brain
+    ledger: Ledger
+    """Every LLM call of the run with its cost, kept by the runner, not by the brain."""
     executor: Executor
     """Where experiment and plot runs go: this machine, or a Ray cluster."""
     local: LocalExecutor

@@ -14,6 +14,7 @@ from rich.live import Live
 
 from agent.archive.store import Archive
 from agent.brains import make_brain
+from agent.brains.llm.ledger import Ledger
 from agent.config import RunSettings
 from agent.errors import ConfigError, ToolMissing
 from agent.pipeline.deps import Deps
@@ -85,10 +86,11 @@ def execute(settings: RunSettings, run_id: str, console: Console, fresh: bool) -
     template = load_template(settings.template)
     run_dir = run_dir_for(settings, run_id)
     audit = run_dir / "sandbox.jsonl"  # the audit trail: one line per sandboxed command
-    brain = make_brain(settings.model, settings.base_url, budget_usd=settings.budget_usd,
-                       ledger_path=run_dir / "usage.jsonl", cache_dir=run_dir / "llm_cache",
+    ledger = Ledger(run_dir / "usage.jsonl")
+    brain = make_brain(settings.model, settings.base_url, budget_usd=settings.budget_usd, seed=settings.seed,
+                       ledger=ledger, cache_dir=run_dir / "llm_cache",
                        cache_mode=settings.llm_cache)
-    deps = Deps(settings=settings, template=template, brain=brain,
+    deps = Deps(settings=settings, template=template, brain=brain, ledger=ledger,
                 executor=make_executor(settings.executor, settings.ray_address,
                                        unsafe_no_sandbox=settings.unsafe_no_sandbox, audit_log=audit),
                 local=LocalExecutor(settings.unsafe_no_sandbox, audit),

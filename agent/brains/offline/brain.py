@@ -19,7 +19,6 @@ import re
 from typing import Any
 
 from agent.brains.base import BrainInfo
-from agent.brains.llm.ledger import Ledger
 from agent.brains.offline import reviewer as offline_reviewer
 from agent.brains.offline import writer as offline_writer
 from agent.brains.offline.writer import lower_first, plural
@@ -324,12 +323,11 @@ def _pick(ranked: list[Idea], n: int) -> list[Idea]:
 
 
 class OfflineBrain:
-    """Implements `agent.brain.Brain` without a language model; deterministic per seed."""
+    """Implements `agent.brains.base.Brain` without a language model; deterministic per seed."""
 
     def __init__(self, seed: int = 0):
         self.seed = seed
         self.info = BrainInfo(kind="offline", model="offline")
-        self.ledger = Ledger()
 
     def _rng(self, *parts: Any) -> random.Random:
         return random.Random(_stable_seed(self.seed, *parts))
@@ -424,7 +422,7 @@ class OfflineBrain:
                 out.append(Citation(key=entry.key, bibtex=hit.bibtex.strip()))
         return out
 
-    def fix_latex(self, tex: str, log_tail: str) -> list[Edit]:
+    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[Edit]:
         return offline_writer.fix_latex(tex, log_tail)
 
     def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
@@ -433,10 +431,10 @@ class OfflineBrain:
 
     # -- review
 
-    def review(self, paper_text: str) -> Review:
+    def review(self, paper_text: str, *, idea: str = "") -> Review:
         return offline_reviewer.review(paper_text)
 
-    def meta_review(self, reviews: list[Review]) -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
         return offline_reviewer.meta_review(reviews)
 
     def revise(self, ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:

@@ -28,7 +28,7 @@ def archive(deps: Deps, task: IdeaTask) -> StageResult:
         decision=meta.decision,
         brain=deps.brain.info.kind,
         model=deps.brain.info.model,
-        cost=deps.brain.ledger.summary(idea.name),
+        cost=deps.ledger.summary(idea.name),
         timings=task.get("timings", {}),
         faithful=bool(review.faithfulness.get("ok", False)),
         paper_dir=wd.paper_dir,

@@ -72,7 +72,7 @@ def attempt_run(deps: Deps, ctx: ExperimentContext, wd: IdeaWorkdir, name: str, 
     fixes = 0
     while True:
         emit(ctx.idea.name, "experiments", run=name, note=f"{plan.description[:50]} (attempt {fixes + 1})",
-             cost_usd=deps.brain.ledger.summary(ctx.idea.name)["cost_usd"])
+             cost_usd=deps.ledger.summary(ctx.idea.name)["cost_usd"])
         record = execute(deps, wd, name, plan, fixes)
         wd.note(f"## {name}: {plan.description}\nargs: {plan.args or '{}'}; edits: {len(plan.edits)}; "
                 + (f"ok in {record.wall_s:.0f}s" if record.ok else f"FAILED: {(record.error or '')[-300:]}"))

@@ -30,6 +30,6 @@ def review_pdf(deps: Deps, wd: IdeaWorkdir) -> ReviewRecord:
         pdf = Path(tmp) / "paper.pdf"  # a copy of ours: the paper folder is one LaTeX ran in
         pdf.write_bytes(files.read_bytes(wd.paper_dir, "paper.pdf"))
         text = paper_text(pdf)
-    outcome = review_paper(deps.brain, text, deps.settings.reviewers)
+    outcome = review_paper(deps.brain, text, deps.settings.reviewers, idea=wd.name)
     return ReviewRecord(meta=outcome.meta, reviews=outcome.reviews,
                         faithfulness=wd.faithfulness().model_dump(mode="json"), reviewer=deps.brain.info.label)

@@ -56,7 +56,7 @@ def compile_parts(deps: Deps, ctx: PaperContext, wd: IdeaWorkdir, parts: dict[st
     names = [f.file for f in ctx.figures if f.file in on_disk]
     latex.assemble_paper(wd.paper_dir, deps.template, parts, citations, [wd.tree / FIGURES / n for n in names])
     emit(ctx.idea.name, "writeup", note="compiling LaTeX")
-    result = latex.repair_loop(wd.paper_dir, deps.brain, wd.log_dir, deps.local)
+    result = latex.repair_loop(wd.paper_dir, deps.brain, wd.log_dir, deps.local, idea=wd.name)
     if not result.ok or result.pdf is None:
         raise StageFailed("writeup", f"LaTeX did not compile: {result.log_tail[-400:]}")
 
