@@ -6,7 +6,7 @@ APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recom
 	texlive-bibtex-extra latexmk chktex bubblewrap poppler-utils chromium chromium-driver
 TORCH := torch==2.13.0
 
-.PHONY: setup apt venv run test lint bench clean
+.PHONY: setup apt venv run test check lint bench clean
 
 setup: apt venv
 
@@ -28,6 +28,11 @@ run: setup
 test: setup
 	.venv/bin/ruff check agent tests bench
 	$(PY) -m pytest -q
+
+# The fast tier while working: lint and every test not marked slow (CI still runs `make test`).
+check: setup
+	.venv/bin/ruff check agent tests bench
+	$(PY) -m pytest -q -m "not slow"
 
 lint: venv
 	.venv/bin/ruff check agent tests bench

@@ -45,6 +45,11 @@ class PlannedRun(BaseModel):
     description: str
     args: dict[str, str] = Field(default_factory=dict, description="knob flag (e.g. --lr) -> value")
     edits: list[Edit] = Field(default_factory=list)
+    knobs: dict[str, bool | int | float | str] = Field(
+        default_factory=dict,
+        description="Declared knob -> typed value this run sets, when the planner knows it (the offline brain "
+        "does); otherwise read back from `args` and `edits` (agent.template.knobs.run_settings).",
+    )
 
 
 class PlotPlan(BaseModel):
@@ -183,3 +188,24 @@ class ReviewRecord(BaseModel):
     faithfulness: dict[str, Any]
     reviewer: str = Field(description="Which brain and model reviewed")
     revised_from: dict[str, Any] | None = Field(default=None, description="overall and decision before --improve")
+
+
+class Outcome(BaseModel):
+    """How one idea of one run ended: archived as a paper, or stopped at a stage, and why. The
+    one record of an idea's end: graph state, the archive's index and `outcomes.jsonl` hold it."""
+
+    run_id: str
+    template: str
+    idea_name: str
+    title: str = ""
+    stage: str
+    status: str = Field(description="archived | failed | skipped (lower case)")
+    reason: str = ""
+    paper_id: str | None = None
+    score: float | None = Field(default=None, description="the paper's overall score, when archived")
+    recorded_at: str = ""
+
+    @property
+    def archived(self) -> bool:
+        return self.status == "archived"
+

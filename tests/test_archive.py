@@ -27,6 +27,7 @@ from agent.archive import index as ix
 from agent.archive.store import Archive, PaperEntry, default_archive_root
 from agent.archive.web.diff import classify, diff_stat
 from agent.errors import UserError
+from agent.models import Outcome
 
 # ---------------------------------------------------------------- shared helpers
 
@@ -350,9 +351,7 @@ def test_rebuild_index_after_deleting_it(tmp_path: Path) -> None:
     arch = Archive(root)
     for n, name in enumerate(["a_idea", "b_idea", "c_idea"]):
         arch.add(make_entry(tmp_path, name, overall=n + 4))
-    arch.record_outcome(
-        "run-a", "2d_diffusion", "d_idea", "Will not run", "experiment", "failed", "run_1 timed out"
-    )
+    arch.record_outcome(Outcome(run_id="run-a", template="2d_diffusion", idea_name="d_idea", title="Will not run", stage="experiment", status="failed", reason="run_1 timed out"))
     before = [r.model_dump() for r in arch.list()]
     for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
         (root / name).unlink(missing_ok=True)
@@ -433,7 +432,7 @@ def test_a_version_1_index_is_migrated_in_place(tmp_path: Path) -> None:
         None,
         None,
     )
-    arch.record_outcome("run-0", "nanogpt", "old", "An old paper", "archive", "archived")  # v2 table exists
+    arch.record_outcome(Outcome(run_id="run-0", template="nanogpt", idea_name="old", title="An old paper", stage="archive", status="archived"))  # v2 table exists
     assert arch.outcomes()[0].paper_id == row.id
     with sqlite3.connect(root / "index.sqlite") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == ix.SCHEMA_VERSION == 2
@@ -463,7 +462,7 @@ def test_llm_written_text_is_escaped_on_every_page(tmp_path: Path) -> None:
     entry.notes = HOSTILE
     entry.code_diff = DIFF + f"+{HOSTILE}\n"
     paper_id = arch.add(entry)
-    arch.record_outcome("run-evil", "2d_diffusion", "bad_one", HOSTILE, "writeup", "failed", HOSTILE)
+    arch.record_outcome(Outcome(run_id="run-evil", template="2d_diffusion", idea_name="bad_one", title=HOSTILE, stage="writeup", status="failed", reason=HOSTILE))
 
     for page in (
         arch.root / "index.html",
@@ -499,7 +498,7 @@ def test_pages_run_under_a_strict_csp(tmp_path: Path) -> None:
     entry = make_entry(tmp_path, title=f"Title {HOSTILE}", run_id="run-evil")
     entry.notes = HOSTILE
     paper_id = arch.add(entry)
-    arch.record_outcome("run-evil", "2d_diffusion", "bad_one", HOSTILE, "writeup", "failed", HOSTILE)
+    arch.record_outcome(Outcome(run_id="run-evil", template="2d_diffusion", idea_name="bad_one", title=HOSTILE, stage="writeup", status="failed", reason=HOSTILE))
     empty = Archive(tmp_path / "empty")
     empty.render_html()
 
@@ -558,20 +557,10 @@ def test_paper_page_shows_every_part(tmp_path: Path) -> None:
 def test_last_night_shows_latest_run_and_where_ideas_stopped(tmp_path: Path) -> None:
     arch = Archive(tmp_path / "archive")
     arch.add(make_entry(tmp_path, "older_paper", run_id="run-1"), created_at=datetime(2025, 1, 1, tzinfo=UTC))
-    arch.record_outcome("run-1", "2d_diffusion", "older_fail", "x", "novelty", "skipped", "not novel")
+    arch.record_outcome(Outcome(run_id="run-1", template="2d_diffusion", idea_name="older_fail", title="x", stage="novelty", status="skipped", reason="not novel"))
     arch.add(make_entry(tmp_path, "tonight_paper", run_id="run-2"))
-    arch.record_outcome(
-        "run-2",
-        "2d_diffusion",
-        "broken_idea",
-        "Broken",
-        "experiment",
-        "failed",
-        "run_2 crashed after 3 fixes: CUDA out of memory",
-    )
-    arch.record_outcome(
-        "run-2", "2d_diffusion", "latex_idea", "Latex", "writeup", "failed", "pdflatex: undefined control"
-    )
+    arch.record_outcome(Outcome(run_id="run-2", template="2d_diffusion", idea_name="broken_idea", title="Broken", stage="experiment", status="failed", reason="run_2 crashed after 3 fixes: CUDA out of memory"))
+    arch.record_outcome(Outcome(run_id="run-2", template="2d_diffusion", idea_name="latex_idea", title="Latex", stage="writeup", status="failed", reason="pdflatex: undefined control"))
 
     assert arch.latest_run() == "run-2"
     page = (arch.root / "last-night.html").read_text()

@@ -24,6 +24,7 @@ from test_archive import REVIEW, make_entry
 from agent.archive.store import Archive
 from agent.archive.web.render import REVIEW_FIELDS
 from agent.archive.web.server import CSP  # what `archive serve` sends; pages need nothing more
+from agent.models import Outcome
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -97,15 +98,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
             paper_dir=paper,
         )
         arch.add(entry, created_at=t0 + timedelta(hours=hours))
-    arch.record_outcome(
-        "night-1",
-        "2d_diffusion",
-        "bad_lr",
-        "A doomed idea",
-        "experiment",
-        "failed",
-        "run_1 crashed 3 times: NaN loss",
-    )
+    arch.record_outcome(Outcome(run_id="night-1", template="2d_diffusion", idea_name="bad_lr", title="A doomed idea", stage="experiment", status="failed", reason="run_1 crashed 3 times: NaN loss"))
     return arch
 
 

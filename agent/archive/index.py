@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.errors import UserError
+from agent.models import Outcome
 
 BUSY_TIMEOUT_MS = 60_000
 """How long a writer waits for another process's transaction; concurrent runs queue here."""
@@ -215,32 +216,15 @@ def insert_paper(db: sqlite3.Connection, row: IndexRow) -> str:
     return found[0] if found else row.id
 
 
-class OutcomeRow(BaseModel):
-    """How one idea of one run ended: archived, or stopped at a stage, and why."""
-
-    run_id: str
-    template: str
-    idea_name: str
-    title: str = ""
-    stage: str
-    status: str = Field(description="archived | failed | skipped | ... (free text, lower case)")
-    reason: str = ""
-    paper_id: str | None = None
-    recorded_at: str
-
-    @property
-    def archived(self) -> bool:
-        return self.status == "archived"
-
-
-def upsert_outcome(db: sqlite3.Connection, outcome: OutcomeRow) -> None:
-    """The latest report for (run_id, idea_name) wins: a resumed run may fail then succeed."""
-    cols = tuple(OutcomeRow.model_fields)
+def upsert_outcome(db: sqlite3.Connection, outcome: Outcome) -> None:
+    """The latest report for (run_id, idea_name) wins: a resumed run may fail then succeed.
+    (An archived idea's score is its paper's, in `papers`; it is not stored twice.)"""
+    cols = tuple(f for f in Outcome.model_fields if f != "score")
     names = ", ".join(cols)
     marks = ", ".join(f":{c}" for c in cols)
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in ("run_id", "idea_name"))
     db.execute(
         f"INSERT INTO outcomes ({names}) VALUES ({marks}) "
         f"ON CONFLICT (run_id, idea_name) DO UPDATE SET {updates}",
-        outcome.model_dump(),
+        outcome.model_dump(include=set(cols)),
     )

@@ -39,9 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.archive import index as ix
 from agent.archive.files import append_line, copy_synced, file_lock, fsync_dir, write_synced
-from agent.archive.index import IndexRow, OutcomeRow
+from agent.archive.index import IndexRow
 from agent.errors import UserError
-from agent.models import ArchivedIdea
+from agent.models import ArchivedIdea, Outcome
 from agent.sandbox import files
 
 log = logging.getLogger(__name__)
@@ -293,6 +293,22 @@ def row_from_folder(folder: Path) -> IndexRow:
     )
 
 
+def archived_outcome(entry: PaperEntry, paper_id: str, when: datetime | None = None) -> Outcome:
+    """The outcome of an idea that became paper `paper_id`: the one wording of it."""
+    return Outcome(
+        run_id=entry.run_id,
+        template=entry.template,
+        idea_name=entry.idea_name,
+        title=entry.title,
+        stage="archive",
+        status="archived",
+        reason=f"{entry.decision}, overall {entry.overall:g}",
+        paper_id=paper_id,
+        score=entry.overall,
+        recorded_at=utc_stamp(when),
+    )
+
+
 # ---------------------------------------------------------------- the archive
 
 
@@ -358,7 +374,7 @@ class Archive:
             paper_id = orphan.name if orphan else self._write_new(entry, created_at)
             with self._write() as db:
                 kept = ix.insert_paper(db, row_from_folder(self.folder(paper_id)))
-                outcome = self._archived_outcome(entry, idea_name, kept, created_at)
+                outcome = archived_outcome(entry, kept, created_at)
                 ix.upsert_outcome(db, outcome)
             if kept != paper_id:  # another process archived the same idea first
                 shutil.rmtree(self.folder(paper_id), ignore_errors=True)
@@ -416,47 +432,13 @@ class Archive:
             shutil.rmtree(tmp, ignore_errors=True)
         return paper_id
 
-    def _archived_outcome(
-        self, entry: PaperEntry, idea_name: str, paper_id: str, when: datetime | None
-    ) -> OutcomeRow:
-        return OutcomeRow(
-            run_id=entry.run_id,
-            template=entry.template,
-            idea_name=idea_name,
-            title=entry.title,
-            stage="archive",
-            status="archived",
-            reason=f"{entry.decision}, overall {entry.overall:g}",
-            paper_id=paper_id,
-            recorded_at=utc_stamp(when),
-        )
-
-    def record_outcome(
-        self,
-        run_id: str,
-        template: str,
-        idea_name: str,
-        title: str,
-        stage: str,
-        status: str,
-        reason: str = "",
-        *,
-        render: bool = True,
-    ) -> None:
-        """Record how one idea ended (archived, or stopped at `stage` because `reason`)."""
-        outcome = OutcomeRow(
-            run_id=run_id,
-            template=template,
-            idea_name=idea_name,
-            title=title,
-            stage=stage,
-            status=status.lower(),
-            reason=reason,
-            recorded_at=utc_stamp(),
-        )
+    def record_outcome(self, outcome: Outcome, *, render: bool = True) -> None:
+        """Record how one idea ended that did not become a paper (`add` records the papers'):
+        stopped at `outcome.stage` because `outcome.reason`."""
+        outcome = outcome.model_copy(update={"status": outcome.status.lower(), "recorded_at": utc_stamp()})
         with self._write() as db:
             found = db.execute(
-                "SELECT id FROM papers WHERE run_id = ? AND idea_name = ?", (run_id, idea_name)
+                "SELECT id FROM papers WHERE run_id = ? AND idea_name = ?", (outcome.run_id, outcome.idea_name)
             ).fetchone()
             outcome.paper_id = found[0] if found else None
             ix.upsert_outcome(db, outcome)
@@ -518,12 +500,12 @@ class Archive:
             for r in self.list(template=template, sort="date")
         ]
 
-    def outcomes(self, run_id: str | None = None) -> list[OutcomeRow]:
+    def outcomes(self, run_id: str | None = None) -> list[Outcome]:
         """Idea end states, newest first (one run's, or all)."""
         where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
         with self._db() as db:
             recs = db.execute(f"SELECT * FROM outcomes {where} ORDER BY recorded_at DESC, idea_name", params)
-            return [OutcomeRow.model_validate(dict(r)) for r in recs]
+            return [Outcome.model_validate(dict(r)) for r in recs]
 
     def latest_run(self) -> str | None:
         """The run that reported last: by outcome (every paper has one), else by paper date."""
@@ -613,7 +595,7 @@ class Archive:
         self._migrated = False
         return aside.name
 
-    def _read_outcome_log(self) -> tuple[list[OutcomeRow], int]:
+    def _read_outcome_log(self) -> tuple[list[Outcome], int]:
         path = self.root / OUTCOMES_FILE
         if not path.is_file():
             return [], 0
@@ -622,7 +604,7 @@ class Archive:
             if not line.strip():
                 continue
             try:
-                outcomes.append(OutcomeRow.model_validate_json(line))
+                outcomes.append(Outcome.model_validate_json(line))
             except ValidationError:
                 bad += 1
         return outcomes, bad

@@ -12,8 +12,8 @@ from rich.console import Console
 from agent.archive.store import Archive
 from agent.config import experiments_root, load_settings
 from agent.errors import ConfigError
+from agent.models import Outcome
 from agent.pipeline.progress import read_status, render
-from agent.pipeline.state import Outcome
 from agent.template.contract import list_templates
 
 console = Console()
@@ -94,14 +94,14 @@ def status(
 
 def report(run_id: str, outcomes: list[Outcome], archive: Archive, seconds: float) -> None:
     """The morning summary: each idea's end, with the PDF path and score of each paper."""
-    papers = [o for o in outcomes if o["status"] == "archived"]
+    papers = [o for o in outcomes if o.archived]
     console.print(f"\nrun {run_id}: {len(papers)} paper(s) in {seconds / 60:.1f} min")
     for o in outcomes:
-        if o["status"] == "archived" and o["paper_id"]:
-            pdf = archive.root / o["paper_id"] / "paper.pdf"
-            console.print(f"  [green]✓[/] {o['idea']}: score {o['score']}/10 — {pdf}", highlight=False)
+        if o.archived and o.paper_id:
+            pdf = archive.root / o.paper_id / "paper.pdf"
+            console.print(f"  [green]✓[/] {o.idea_name}: score {o.score:g}/10 — {pdf}", highlight=False)
         else:
-            console.print(f"  [yellow]✗[/] {o['idea']}: {o['status']} at {o['stage']}: {o['reason'][:150]}",
+            console.print(f"  [yellow]✗[/] {o.idea_name}: {o.status} at {o.stage}: {o.reason[:150]}",
                           highlight=False)
     console.print(f"browse: {archive.root / 'index.html'}  (or `ai-scientist archive serve`)")
 

@@ -44,7 +44,8 @@ IDEA_STAGES = {
     "improve": improve.improve,
     "archive": archive.archive,
 }
-# Where each stage may send its idea next (for the graph's validation and drawing).
+# Where each stage may send its idea next: the `route` below picks one, and the graph is
+# built (and drawn) from this table. Any stage may also end its idea (FINISH).
 NEXT = {
     "experiments": ("plot", FINISH),
     "plot": ("writeup", FINISH),
@@ -53,6 +54,13 @@ NEXT = {
     "improve": ("archive", FINISH),
     "archive": (FINISH,),
 }
+
+
+def route(deps: Deps, stage: str) -> str:
+    """The one routing decision of the idea stages: where an idea goes once `stage` is done."""
+    if stage == "review":
+        return "improve" if deps.settings.improve else "archive"
+    return NEXT[stage][0]
 
 
 def fan_out(state: RunState) -> list[Send] | Literal["finish"]:
@@ -79,7 +87,7 @@ def build(deps: Deps) -> StateGraph:
     g.add_node("novelty", partial(novelty.novelty, deps))
     g.add_node("baseline", partial(baseline.baseline, deps))
     for name, fn in IDEA_STAGES.items():
-        g.add_node(name, idea_stage(deps, name, fn), destinations=NEXT[name])
+        g.add_node(name, idea_stage(deps, name, fn, partial(route, deps)), destinations=NEXT[name])
     g.add_node(FINISH, finish, defer=True)  # waits for every idea of the generation
     g.add_edge(START, "ideate")
     g.add_edge("ideate", "novelty")

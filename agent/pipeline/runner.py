@@ -17,10 +17,10 @@ from agent.brains import make_brain
 from agent.brains.llm.ledger import Ledger
 from agent.config import RunSettings
 from agent.errors import ConfigError, ToolMissing
+from agent.models import Outcome
 from agent.pipeline.deps import Deps
 from agent.pipeline.graph import compile_graph
 from agent.pipeline.progress import StatusBoard
-from agent.pipeline.state import Outcome
 from agent.sandbox.bwrap import require_bwrap
 from agent.sandbox.executors import LocalExecutor, make_executor
 from agent.template.contract import load_template
@@ -107,7 +107,7 @@ def execute(settings: RunSettings, run_id: str, console: Console, fresh: bool) -
         else:
             _stream(graph, inputs, config, board, console)
         board.finish("finished")
-        return graph.get_state(config).values.get("outcomes", [])
+        return [Outcome.model_validate(o) for o in graph.get_state(config).values.get("outcomes", [])]
     except BaseException:
         board.finish("stopped")
         raise

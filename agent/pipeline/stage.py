@@ -1,8 +1,10 @@
 """The per-idea stage wrapper: progress events, timings, and turning failures into outcomes.
 
-A stage that fails stops only its own idea: the reason is recorded (archive outcomes table,
-`errors.log`) and the other ideas go on. Errors the user must fix (a rejected API key, a
-spent budget) stop the whole run instead, keeping every checkpoint for `resume`.
+A stage takes an idea's `IdeaTask` and returns it (done: the graph's routing sends it on) or
+an `Outcome` (the idea ended). A stage that fails stops only its own idea: the reason is
+recorded (archive outcomes, `errors.log`) and the other ideas go on. Errors the user must fix
+(a rejected API key, a spent budget) stop the whole run instead, keeping every checkpoint for
+`resume`.
 """
 
 from __future__ import annotations
@@ -15,28 +17,28 @@ from typing import TypeVar
 from langgraph.types import Command, Send
 
 from agent.errors import StageFailed, UserError
+from agent.models import Outcome
 from agent.pipeline.deps import Deps
 from agent.pipeline.progress import emit
-from agent.pipeline.state import IdeaTask, Outcome
+from agent.pipeline.state import IdeaTask
 
 FINISH = "finish"
-# A stage returns the next node's name (and the task to hand it), or an Outcome to finish.
-StageResult = tuple[str, IdeaTask] | Outcome
+StageResult = IdeaTask | Outcome
 StageFn = Callable[[Deps, IdeaTask], StageResult]
+Route = Callable[[str], str]
 T = TypeVar("T")
 
 
-def idea_stage(deps: Deps, name: str, fn: StageFn) -> Callable[[IdeaTask], Command]:
-    """Wrap `fn` as a graph node that routes its idea onward with `Send`."""
+def idea_stage(deps: Deps, name: str, fn: StageFn, route: Route) -> Callable[[IdeaTask], Command]:
+    """Wrap `fn` as a graph node that hands its idea to `route(name)` with `Send`, or finishes it."""
 
     def node(task: IdeaTask) -> Command:
         started = time.time()
         result = guarded(deps, name, fn, task)
-        if isinstance(result, tuple):
-            nxt, out = result
-            out = {**out, "timings": {**out.get("timings", {}), name: round(time.time() - started, 2)}}
-            return Command(goto=Send(nxt, out))
-        return Command(update={"outcomes": [finish_idea(deps, task, result)]}, goto=FINISH)
+        if isinstance(result, Outcome):
+            return Command(update={"outcomes": [finish_idea(deps, result).model_dump()]}, goto=FINISH)
+        out = {**result, "timings": {**result.get("timings", {}), name: round(time.time() - started, 2)}}
+        return Command(goto=Send(route(name), out))
 
     node.__name__ = name
     return node
@@ -54,23 +56,23 @@ def guarded(deps: Deps, name: str, fn: Callable[[Deps, IdeaTask], T], task: Idea
         except Exception as e:  # noqa: BLE001 - any bug in one idea must not end the night
             reason = e.reason if isinstance(e, StageFailed) else f"{type(e).__name__}: {e}"
             _log_error(deps, idea["name"], name, traceback.format_exc())
-            return failed(task, name, reason)
+            return failed(deps, task, name, reason)
 
 
-def finish_idea(deps: Deps, task: IdeaTask, outcome: Outcome) -> Outcome:
-    """Record how an idea ended (archive outcomes, progress) and hand the outcome back."""
-    idea = task["idea"]
-    deps.archive.record_outcome(task["run_id"], deps.template.name, idea["name"], idea["title"],
-                                outcome["stage"], outcome["status"], outcome["reason"])
-    emit(idea["name"], "done" if outcome["status"] == "archived" else "failed",
-         note=outcome["reason"][:200], score=outcome["score"])
+def finish_idea(deps: Deps, outcome: Outcome) -> Outcome:
+    """Record how an idea ended (an archived paper's outcome was recorded by the archive with
+    it), show it, and hand it back."""
+    if not outcome.archived:
+        deps.archive.record_outcome(outcome)
+    emit(outcome.idea_name, "done" if outcome.archived else "failed", note=outcome.reason[:200],
+         score=outcome.score)
     return outcome
 
 
-def failed(task: IdeaTask, stage: str, reason: str, status: str = "failed") -> Outcome:
+def failed(deps: Deps, task: IdeaTask, stage: str, reason: str, status: str = "failed") -> Outcome:
     idea = task["idea"]
-    return Outcome(idea=idea["name"], title=idea["title"], status=status, stage=stage,
-                   reason=reason, paper_id=None, score=None)
+    return Outcome(run_id=task["run_id"], template=deps.template.name, idea_name=idea["name"],
+                   title=idea["title"], status=status, stage=stage, reason=reason)
 
 
 def _log_error(deps: Deps, idea: str, stage: str, tb: str) -> None:

@@ -52,7 +52,10 @@ def parse_flag_value(knob: Knob, text: str) -> Any:
 
 
 def run_settings(template: Template, planned: PlannedRun) -> dict[str, Any]:
-    """Knob name -> value that a planned run sets, read back from its flags and code edits."""
+    """Knob name -> value that a planned run sets: as its planner typed them, else read back from
+    its flags and code edits (an LLM's plan)."""
+    if planned.knobs:
+        return dict(planned.knobs)
     out: dict[str, Any] = {}
     for knob in template.knobs:
         if knob.flag and knob.flag in planned.args:

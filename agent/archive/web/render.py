@@ -21,7 +21,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from agent.archive.files import atomic_write_text
-from agent.archive.index import IndexRow, OutcomeRow
+from agent.archive.index import IndexRow
+from agent.models import Outcome
 from agent.archive.web.diff import classify, diff_stat
 
 ASSETS = ("style.css", "archive.js")
@@ -157,7 +158,7 @@ def render_index(rows: list[IndexRow]) -> str:
     )
 
 
-def render_last_night(run_id: str | None, rows: list[IndexRow], outcomes: list[OutcomeRow]) -> str:
+def render_last_night(run_id: str | None, rows: list[IndexRow], outcomes: list[Outcome]) -> str:
     """The latest run: its papers, and for every other idea the stage where it stopped and why."""
     times = sorted(o.recorded_at for o in outcomes) or sorted(r.created_at for r in rows)
     return _render(

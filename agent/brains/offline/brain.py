@@ -108,7 +108,7 @@ def plan_for(ctx_code: str, template: Template, settings: dict[str, Any], descri
             args[knob.flag] = flag_text(knob, value)
         else:
             edits.append(constant_edit(ctx_code, knob, value))
-    return PlannedRun(description=description, args=args, edits=edits)
+    return PlannedRun(description=description, args=args, edits=edits, knobs=settings)
 
 
 def idea_knobs(template: Template, idea: Idea) -> list[Knob]:

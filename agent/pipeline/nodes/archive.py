@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import platform
 
-from agent.archive.store import PaperEntry
+from agent.archive.store import PaperEntry, archived_outcome
 from agent.models import Idea
 from agent.pipeline.deps import Deps
 from agent.pipeline.stage import StageResult
-from agent.pipeline.state import IdeaTask, Outcome
+from agent.pipeline.state import IdeaTask
 from agent.sandbox import files
 
 
@@ -41,7 +41,4 @@ def archive(deps: Deps, task: IdeaTask) -> StageResult:
               "figures": [f.model_dump() for f in wd.figures()]},
         log_files=[wd.tree / name for name in files.list_files(wd.tree, ".", (".log",))],
     )
-    paper_id = deps.archive.add(entry)
-    return Outcome(idea=idea.name, title=entry.title, status="archived", stage="archive",
-                   reason=f"overall {meta.overall}/10, {meta.decision}", paper_id=paper_id,
-                   score=entry.overall)
+    return archived_outcome(entry, deps.archive.add(entry))

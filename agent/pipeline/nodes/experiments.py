@@ -48,8 +48,8 @@ def run_experiments(deps: Deps, task: IdeaTask) -> StageResult:
         wd.commit(f"{runs[-1].name}: {'ok' if runs[-1].ok else 'failed'} - {plan.description[:60]}")
     if not any(r.ok for r in runs):
         why = runs[-1].error if runs else "the brain planned no runs"
-        return failed(task, "experiments", f"no successful run: {(why or '')[:300]}")
-    return "plot", {**task, "workdir": str(wd.tree)}
+        return failed(deps, task, "experiments", f"no successful run: {(why or '')[:300]}")
+    return {**task, "workdir": str(wd.tree)}
 
 
 def current_code(wd: IdeaWorkdir) -> str:

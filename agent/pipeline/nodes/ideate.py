@@ -22,7 +22,7 @@ def seed_ideas(deps: Deps) -> list[Idea]:
 def ideate(deps: Deps, state: RunState) -> dict:
     generation = state.get("generation", 0) + 1
     emit("run", "ideate", note=f"generation {generation}: {deps.settings.num_ideas} ideas")
-    taken = {o["idea"] for o in state.get("outcomes", [])}  # names used by earlier generations
+    taken = {o["idea_name"] for o in state.get("outcomes", [])}  # names used by earlier generations
     ctx = IdeationContext(
         template=deps.template,
         archive=deps.archive.past_ideas(deps.template.name),

@@ -24,4 +24,4 @@ def improve(deps: Deps, task: IdeaTask) -> StageResult:
         update={"revised_from": {"overall": before.meta.overall, "decision": before.meta.decision}})
     wd.save_review(after)
     wd.commit(f"improve: overall {before.meta.overall} -> {after.meta.overall}", always=True)
-    return "archive", task
+    return task

@@ -23,8 +23,8 @@ def novelty(deps: Deps, state: RunState) -> dict:
             novel.append(raw)
             continue
         if isinstance(decision, NoveltyDecision):
-            decision = failed(task, "novelty", f"not novel: {decision.reason}", "skipped")
-        ended.append(finish_idea(deps, task, decision))
+            decision = failed(deps, task, "novelty", f"not novel: {decision.reason}", "skipped")
+        ended.append(finish_idea(deps, decision).model_dump())
     return {"novel": novel, "outcomes": ended}
 
 

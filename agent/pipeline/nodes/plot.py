@@ -60,7 +60,7 @@ def plot(deps: Deps, task: IdeaTask) -> StageResult:
     notes = [n for n in deps.brain.describe_figures(ctx, pngs) if n.file in pngs]
     wd.save_figures(notes)
     wd.commit(f"plot: {len(pngs)} figures")
-    return "writeup", task
+    return task
 
 
 def run_plot(deps: Deps, wd: IdeaWorkdir) -> list[str]:

@@ -21,7 +21,7 @@ def review(deps: Deps, task: IdeaTask) -> StageResult:
     record = review_pdf(deps, wd)
     wd.save_review(record)
     wd.commit(f"review: overall {record.meta.overall}", always=True)
-    return ("improve" if deps.settings.improve and record.revised_from is None else "archive"), task
+    return task
 
 
 def review_pdf(deps: Deps, wd: IdeaWorkdir) -> ReviewRecord:

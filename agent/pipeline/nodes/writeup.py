@@ -27,7 +27,7 @@ def writeup(deps: Deps, task: IdeaTask) -> StageResult:
     wd.save_citations(deps.brain.citations(ctx))
     build(deps, ctx, wd, parts)
     wd.commit("writeup: paper compiled")
-    return "review", task
+    return task
 
 
 def context(deps: Deps, wd: IdeaWorkdir, idea: Idea) -> PaperContext:
