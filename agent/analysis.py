@@ -22,7 +22,8 @@ seeds can be analysed the same way.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field, ValidationError
 from scipy import stats
@@ -396,23 +397,35 @@ def strongest(a: Analysis, verdict: Verdict, metric: str | None = None) -> tuple
 # ---------------------------------------------------------------- plain-English findings
 
 
-def describe(c: Comparison) -> str:
+class Wording(NamedTuple):
+    """How `describe` spells a comparison: plain text here, LaTeX in the offline writer."""
+
+    percent: str = "%"
+    delta: str = "delta "
+    ci: str = f"{CI_LEVEL}% CI"
+    p: str = "Holm p = "
+    g: str = "g = "
+    against: str = "vs"
+    note: Callable[[str], str] = str
+
+
+def describe(c: Comparison, w: Wording = Wording()) -> str:
     """`0.512 vs 0.534 (-4.12%, 95% CI [-6.01%, -2.23%], Holm p = 0.0120, g = -1.30)`: one clause."""
     if c.delta_pct is not None:
-        parts = [f"{fmt(c.delta_pct)}%"]
+        parts = [f"{fmt(c.delta_pct)}{w.percent}"]
         if c.delta_pct_ci_low is not None:
-            parts.append(f"{CI_LEVEL}% CI [{fmt(c.delta_pct_ci_low)}%, {fmt(c.delta_pct_ci_high)}%]")
+            parts.append(f"{w.ci} [{fmt(c.delta_pct_ci_low)}{w.percent}, {fmt(c.delta_pct_ci_high)}{w.percent}]")
     else:
-        parts = [f"delta {fmt(c.delta)}"]
+        parts = [f"{w.delta}{fmt(c.delta)}"]
         if c.delta_ci_low is not None:
-            parts.append(f"{CI_LEVEL}% CI [{fmt(c.delta_ci_low)}, {fmt(c.delta_ci_high)}]")
+            parts.append(f"{w.ci} [{fmt(c.delta_ci_low)}, {fmt(c.delta_ci_high)}]")
     if c.p_adjusted is not None:
-        parts.append(f"Holm p = {fmt(c.p_adjusted)}")
+        parts.append(f"{w.p}{fmt(c.p_adjusted)}")
     if c.hedges_g is not None:
-        parts.append(f"g = {fmt(c.hedges_g)}")
+        parts.append(f"{w.g}{fmt(c.hedges_g)}")
     if c.note and c.p_value is None:
-        parts.append(c.note)
-    return f"{fmt(c.run.mean)} vs {fmt(c.baseline.mean)} ({', '.join(parts)})"
+        parts.append(w.note(c.note))
+    return f"{fmt(c.run.mean)} {w.against} {fmt(c.baseline.mean)} ({', '.join(parts)})"
 
 
 def _dataset_finding(a: Analysis, ds: str) -> str:

@@ -57,7 +57,7 @@ class Metric(BaseModel):
     primary: bool = False
     description: str = ""
     unit: str = ""
-    """Printed after the metric's values in papers, e.g. `nats`, `s`, `bits/char`."""
+    """Printed with the metric in papers (setup section, table and figure captions): `nats`, `s`."""
 
 
 class Figure(BaseModel):

@@ -18,6 +18,8 @@ from agent.analysis import (
     JUDGED,
     Analysis,
     Comparison,
+    Wording,
+    describe,
     effect_key,
     failure_kind,
     headline,
@@ -119,25 +121,16 @@ def _alpha(a: Analysis) -> str:
     return fmt(a.alpha, trim=True)
 
 
+# numbers stay in text mode: `2.94e-7` must not become a subtraction
+LATEX_WORDING = Wording(percent="\\%", delta="$\\Delta$ = ", ci=f"{CI_LEVEL}\\% CI", p="$p$ = ", g="$g$ = ",
+                        against="against", note=esc)
+
+
 def _stat(c: Comparison) -> str:
     """`0.512 against 0.534 (-4.12\\%, 95\\% CI [-6.01\\%, -2.23\\%], $p$ = 0.0120, $g$ = -1.30)`.
 
     The interval is Welch's, of the change; $p$ is Holm-adjusted (the method section says so)."""
-    if c.delta_pct is not None:
-        parts = [pct(c.delta_pct)]
-        if c.delta_pct_ci_low is not None:
-            parts.append(f"{CI_LEVEL}\\% CI [{pct(c.delta_pct_ci_low)}, {pct(c.delta_pct_ci_high)}]")
-    else:
-        parts = [f"$\\Delta$ = {fmt(c.delta)}"]
-        if c.delta_ci_low is not None:
-            parts.append(f"{CI_LEVEL}\\% CI [{fmt(c.delta_ci_low)}, {fmt(c.delta_ci_high)}]")
-    if c.p_adjusted is not None:  # numbers stay in text mode: `2.94e-7` must not become a subtraction
-        parts.append(f"$p$ = {fmt(c.p_adjusted)}")
-    if c.hedges_g is not None:
-        parts.append(f"$g$ = {fmt(c.hedges_g)}")
-    if c.note and c.p_value is None:
-        parts.append(esc(c.note))
-    return f"{fmt(c.run.mean)} against {fmt(c.baseline.mean)} ({', '.join(parts)})"
+    return describe(c, LATEX_WORDING)
 
 
 def _knob_phrase(a: Analysis) -> str:
