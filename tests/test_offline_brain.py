@@ -682,8 +682,9 @@ def test_seed_ideas_come_first_until_the_archive_tested_them(toy):
 def test_captions_come_from_the_declarations_never_from_file_names(toy, tmp_path):
     brain, ctx, _ = toy_study(toy, tmp_path, ["learning_rate"])
     notes = brain.describe_figures(ctx, ["accuracy_hard.png", "samples_per_setting.png", "eval_loss_bar.png"])
-    assert [n.file for n in notes] == ["accuracy_hard.png", "eval_loss_bar.png"]  # undeclared: left out
-    acc, loss = notes
+    # undeclared: left out; declared: in the order template.toml lists them
+    assert [n.file for n in notes] == ["eval_loss_bar.png", "accuracy_hard.png"]
+    loss, acc = notes
     assert acc.caption.startswith("The accuracy of each setting on the hard curves.")
     assert "Metric: accuracy (higher is better)." in acc.caption and "The baseline and 2 tested settings." in acc.caption
     assert loss.caption.startswith("The held-out squared error of each setting on each dataset.")

@@ -83,5 +83,7 @@ def note(fig: Figure, template: Template, a: Analysis) -> FigureNote:
 
 
 def declared_notes(template: Template, a: Analysis, files: list[str]) -> list[FigureNote]:
-    """Notes for the declared figures among `files`, in the order of `files`."""
-    return [note(fig, template, a) for f in files if (fig := template.figure(f)) is not None]
+    """Notes for the declared figures among `files`, in the order template.toml declares them
+    (its author's order, so the paper shows the figures in it)."""
+    present = set(files)
+    return [note(fig, template, a) for fig in template.figures if fig.file in present]

@@ -70,6 +70,7 @@ def check_template(
         check_defaults(tpl, work, "run_0")
         datasets_s = check_datasets(tpl, executor, work, scale)
         (work / "labels.json").write_text(json.dumps({"run_0": "Baseline"}))
+        shutil.rmtree(work / FIGURES_DIR, ignore_errors=True)  # stale PNGs copied with the template
         plot_cmd = [python_executable(), "plot.py", "--labels", "labels.json", "--out_dir", FIGURES_DIR]
         plot_s = _run(executor, tpl, work, plot_cmd, Limits(timeout_s=180), "run", what="plot.py", log="plot")
         figures = check_figures(tpl, work)

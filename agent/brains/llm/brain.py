@@ -303,8 +303,9 @@ class LLMBrain:
             "describe_figures", system, user, FigureNotes, idea=tag, max_tokens=250 * len(files) + 200, check=check
         )
         by_file = {f.file: f for f in ans.figures}
+        ordered = [*declared, *(f for f in files if f not in declared)]  # the template's order first
         return [by_file[f].model_copy(update={"caption": declared[f].caption}) if f in declared else by_file[f]
-                for f in files]
+                for f in ordered]
 
     # ------------------------------------------------------------------ writing
 
