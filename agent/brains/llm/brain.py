@@ -292,7 +292,7 @@ class LLMBrain:
         declared = {n.file: n for n in declared_figures.declared_notes(ctx.template, analysis, files)}
         lines = [f"- {f}: {declared[f].description if f in declared else 'undeclared'}" for f in files]
         system, user = render("describe_figures", title=ctx.idea.title, runs=_results_lines(ctx),
-                              analysis=analysis_brief(ctx.analysis), files=", ".join(files), declared="\n".join(lines))
+                              files=", ".join(files), declared="\n".join(lines))
 
         def check(ans: FigureNotes) -> None:
             missing = set(files) - {f.file for f in ans.figures}
