@@ -110,6 +110,7 @@ class LiteratureHit(BaseModel):
     source: str = Field(description="semantic_scholar | openalex | archive | bib")
     score: float = 0.0
     bibtex: str = ""
+    knobs: list[str] = Field(default_factory=list, description="Knobs the past idea varied (archive hits)")
 
 
 class IdeationContext(BaseModel):
@@ -156,3 +157,29 @@ class PaperContext(BaseModel):
     literature: list[LiteratureHit] = Field(default_factory=list)
     bib_keys: list[str] = Field(default_factory=list, description="keys in references.bib")
     author_line: str = Field(default="", description="Which brain and model wrote the paper")
+
+
+# ---------------------------------------------------------------- what the stages record
+
+
+class Results(BaseModel):
+    """`results.json`: every run's numbers and the analysis. A paper may quote nothing else."""
+
+    template: str
+    scale: str
+    seeds: list[int]
+    datasets: list[str]
+    baseline: dict[str, Any] = Field(description="run_0/final_info.json")
+    runs: dict[str, dict[str, Any]] = Field(description="run name -> description, args, final_info, wall_s")
+    failed_runs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    analysis: dict[str, Any] = Field(description="agent.analysis.Analysis, as JSON")
+
+
+class ReviewRecord(BaseModel):
+    """`review.json`: the ensemble, its meta-review, and the faithfulness report of the paper."""
+
+    meta: Review
+    reviews: list[Review]
+    faithfulness: dict[str, Any]
+    reviewer: str = Field(description="Which brain and model reviewed")
+    revised_from: dict[str, Any] | None = Field(default=None, description="overall and decision before --improve")

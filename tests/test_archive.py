@@ -17,6 +17,7 @@ import subprocess
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pytest
 
 from agent.archive import index as ix
 from agent.archive.store import Archive, PaperEntry, default_archive_root
-from agent.archive.web.diff import diff_stat
+from agent.archive.web.diff import classify, diff_stat
 from agent.errors import UserError
 
 # ---------------------------------------------------------------- shared helpers
@@ -474,10 +475,66 @@ def test_llm_written_text_is_escaped_on_every_page(tmp_path: Path) -> None:
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text, page
 
 
+class _ActiveContent(HTMLParser):
+    """What a strict CSP (script-src/style-src 'self', object-src 'none') would block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag in ("object", "embed", "style") or (tag == "script" and not named.get("src")):
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            if name.startswith("on") or name == "style":
+                self.found.append(f"{tag} {name}=")
+            if (value or "").strip().lower().startswith("javascript:"):
+                self.found.append(f"{tag} {name}=javascript:")
+
+
+def test_pages_run_under_a_strict_csp(tmp_path: Path) -> None:
+    arch = Archive(tmp_path / "archive")
+    entry = make_entry(tmp_path, title=f"Title {HOSTILE}", run_id="run-evil")
+    entry.notes = HOSTILE
+    paper_id = arch.add(entry)
+    arch.record_outcome("run-evil", "2d_diffusion", "bad_one", HOSTILE, "writeup", "failed", HOSTILE)
+    empty = Archive(tmp_path / "empty")
+    empty.render_html()
+
+    for page in (
+        arch.root / "index.html",
+        arch.root / "last-night.html",
+        arch.folder(paper_id) / "index.html",
+        empty.root / "index.html",
+        empty.root / "last-night.html",
+    ):
+        parser = _ActiveContent()
+        parser.feed(page.read_text())
+        assert parser.found == [], page
+        assert re.findall(r'<script src="([^"]+)"', page.read_text()) in (["assets/archive.js"], ["../assets/archive.js"])
+
+
+def test_deeply_nested_json_is_cut_not_fatal(tmp_path: Path) -> None:
+    arch = Archive(tmp_path / "archive")
+    deep: Any = "bottom"
+    for _ in range(150):  # 300 levels: as deep as the archive itself writes with indent
+        deep = {"k": [deep]}
+    entry = make_entry(tmp_path)
+    entry.results["analysis"] = deep
+    folder = arch.folder(arch.add(entry))
+    page = (folder / "index.html").read_text()
+    assert "nested deeper than" in page and "bottom" in page  # the raw results.json still holds it all
+    (folder / "review.json").write_text("[" * 100_000 + "]" * 100_000)  # past the JSON parser's own stack
+    arch.render_html(all_pages=True)
+    assert "No review recorded." in (folder / "index.html").read_text()
+
+
 def test_paper_page_shows_every_part(tmp_path: Path) -> None:
     arch = Archive(tmp_path / "archive")
     page = (arch.folder(arch.add(make_entry(tmp_path))) / "index.html").read_text()
-    assert 'data="paper.pdf"' in page and '<img src="loss.png"' in page and "Training loss" in page
+    assert 'src="paper.pdf"' in page and '<img src="loss.png"' in page and "Training loss" in page
     for field in (
         "summary",
         "strengths",
@@ -533,6 +590,22 @@ def test_diff_stat_counts_per_file() -> None:
         ("experiment.py", 1, 1),
         ("plot.py", 2, 1),
     ]
+
+
+def test_diff_kinds_follow_the_hunk_counts() -> None:
+    tricky = DIFF + (
+        "diff --git a/a.py b/b.py\nsimilarity index 100%\nrename from a.py\nrename to b.py\n"
+        "diff --git a/plot.py b/plot.py\n--- a/plot.py\n+++ b/plot.py\n"
+        "@@ -1,2 +1,2 @@\n--- dashes\n+x = '\f'\u2028\n ok\n"
+    )
+    kinds = list(classify(tricky))
+    assert [k for k, _ in kinds][-7:] == ["file", "file", "file", "hunk", "del", "add", "ctx"]
+    assert kinds[-2] == ("add", "+x = '\f'\u2028")  # split at newlines only, as unidiff reads it
+    assert [(s.path, s.added, s.removed) for s in diff_stat(tricky)] == [
+        ("experiment.py", 1, 1), ("b.py", 0, 0), ("plot.py", 1, 1)
+    ]
+    cut = tricky[: tricky.index(" ok")]  # a hunk cut short: unidiff refuses it, the lines still show
+    assert diff_stat(cut) == [] and list(classify(cut))[-1] == ("add", "+x = '\f'\u2028")
 
 
 def test_pdf_written_by_hand_is_valid(tmp_path: Path) -> None:

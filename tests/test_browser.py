@@ -23,6 +23,7 @@ from test_archive import REVIEW, make_entry
 
 from agent.archive.store import Archive
 from agent.archive.web.render import REVIEW_FIELDS
+from agent.archive.web.server import CSP  # what `archive serve` sends; pages need nothing more
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -199,8 +200,8 @@ def test_index_sorts_filters_and_opens_a_paper(served: str, browser, archive: Ar
     assert page.inner_text("#paper-title") == "Does noise schedule help?"
 
     # The PDF: embedded, and served as a real PDF.
-    embed = page.locator("object#pdf-embed")
-    assert embed.get_attribute("data") == "paper.pdf" and embed.get_attribute("type") == "application/pdf"
+    embed = page.locator("iframe#pdf-embed")
+    assert embed.get_attribute("src") == "paper.pdf"
     pdf = page.request.get(page.url.rsplit("/", 1)[0] + "/paper.pdf")
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.body().startswith(b"%PDF") and b"%%EOF" in pdf.body()[-32:]
@@ -247,9 +248,45 @@ def test_index_works_from_disk_without_a_server(browser, archive: Archive) -> No
     assert page.eval_on_selector("main", "e => getComputedStyle(e).maxWidth") == "1200px"
     page.click("#papers tbody tr:first-child td.title a")
     page.wait_for_load_state("load")
-    assert page.locator("object#pdf-embed").count() == 1
+    assert page.locator("iframe#pdf-embed").count() == 1
     widths = page.eval_on_selector_all("#figures img", "els => els.map(e => e.naturalWidth)")
     assert widths and all(w > 0 for w in widths)
     assert errors == []
     assert os.path.basename(page.url) == "index.html"
+    page.close()
+
+
+def test_every_page_works_under_the_strict_csp(served: str, browser) -> None:  # noqa: ANN001
+    """Every response gets the CSP header; Chromium reports each violation on the console."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    def with_csp(route) -> None:  # noqa: ANN001 (playwright Route)
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": CSP})
+
+    page.route(served + "**", with_csp)
+    page.goto(served)
+    assert page.eval_on_selector("main", "e => getComputedStyle(e).maxWidth") == "1200px"  # style-src 'self'
+    page.click("#sort-date")  # script-src 'self': archive.js runs
+    assert ideas(page) == ["embedding_dim", "weight_decay", "noise_schedule"]
+    page.fill("#f-q", "weight")
+    page.press("#f-q", "Enter")  # the filter form never submits: filtering is live
+    page.wait_for_timeout(250)  # room for a navigation, were the submit not prevented
+    assert ideas(page) == ["weight_decay"] and page.url == served
+    page.fill("#f-q", "")
+
+    page.click("#papers tbody tr:first-child td.title a")
+    page.wait_for_load_state("load")
+    page.wait_for_function("Array.from(document.querySelectorAll('#figures img')).every(i => i.complete)")
+    widths = page.eval_on_selector_all("#figures img", "els => els.map(e => e.naturalWidth)")
+    assert widths and all(w > 0 for w in widths)  # img-src 'self'
+    assert any(f.url.endswith("/paper.pdf") for f in page.frames)  # frame-src 'self' lets the PDF in
+
+    page.click("header nav >> text=Last night")
+    page.wait_for_load_state("load")
+    assert page.locator("#stopped tbody tr").count() == 1
+    assert errors == []
     page.close()

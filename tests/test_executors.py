@@ -24,6 +24,7 @@ from agent.sandbox.executors import (
     snapshot,
     unpack,
 )
+from agent.sandbox.files import UnsafeFile
 from agent.sandbox.limits import Limits, SandboxResult
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
@@ -45,9 +46,7 @@ print("trained for", cfg["lr"])
 
 def make_workdir(root: Path) -> Path:
     work = root / "idea"
-    (work / ".git").mkdir(parents=True)
-    (work / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    (work / "assets").mkdir()  # an empty folder must travel too
+    (work / "assets").mkdir(parents=True)  # an empty folder must travel too
     (work / "experiment.py").write_text(EXPERIMENT)
     (work / "config.json").write_text(json.dumps({"lr": 0.25}))
     (work / "stale.txt").write_text("left by an earlier attempt")
@@ -64,17 +63,18 @@ def check_outputs(work: Path) -> None:
     seen = json.loads((work / "run_1" / "seen.json").read_text())
     assert seen == {"host": "sandbox", "git_visible": False, "assets": []}
     assert not (work / "stale.txt").exists()  # deleted by the run, so deleted here too
-    assert (work / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"  # never touched
     assert "trained for 0.25" in (work / "run_1.stdout.log").read_text()
 
 
 # ---------------------------------------------------------------- shipping, without Ray
 
 
-def test_pack_and_unpack_round_trip_without_git(tmp_path: Path) -> None:
+def test_pack_and_unpack_round_trip(tmp_path: Path) -> None:
     work = make_workdir(tmp_path)
+    (work / "__pycache__").mkdir()
+    (work / "__pycache__" / "x.pyc").write_bytes(b"cache")
     files = snapshot(work)
-    assert ".git" not in files and ".git/HEAD" not in files and files["assets"] == (-1, 0)
+    assert "__pycache__" not in files and files["assets"] == (-1, 0)
 
     dest = tmp_path / "copy"
     assert unpack(pack(work, files), dest) == []
@@ -101,6 +101,19 @@ def test_unpack_refuses_paths_that_escape(tmp_path: Path) -> None:
     assert not (tmp_path / "evil.txt").exists()
 
 
+def test_links_and_special_files_never_travel(tmp_path: Path) -> None:
+    """Packing refuses what unpacking would refuse: a link (to a secret, or a chain that only
+    escapes once completed) or a FIFO fails the pack instead of travelling."""
+    work = make_workdir(tmp_path)
+    (work / "chain").symlink_to("assets")  # points inside today; a later run could re-aim it
+    with pytest.raises(UnsafeFile, match="link or special file"):
+        snapshot(work)
+    (work / "chain").unlink()
+    os.mkfifo(work / "pipe")
+    with pytest.raises(UnsafeFile, match="link or special file"):
+        pack(work, ["pipe"])
+
+
 def test_make_executor_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(make_executor("local", None), LocalExecutor)
     with pytest.raises(ConfigError, match="unknown executor 'slurm'"):
@@ -116,8 +129,6 @@ def test_make_executor_names(monkeypatch: pytest.MonkeyPatch) -> None:
 @needs_bwrap
 def test_local_executor_runs_in_the_sandbox(tmp_path: Path) -> None:
     work = make_workdir(tmp_path)
-    (work / ".git" / "HEAD").unlink()
-    shutil.rmtree(work / ".git")  # locally the sandbox sees the folder as it is; keep the check simple
     result = LocalExecutor().run(cmd(), work, LIMITS, log_name="run_1")
 
     assert result.ok and result.sandboxed, result.error_tail()

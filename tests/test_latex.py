@@ -77,7 +77,7 @@ class ScriptedFixer:
         self.answers = answers
         self.seen: list[str] = []
 
-    def fix_latex(self, tex: str, log_tail: str) -> list[Edit]:
+    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[Edit]:
         self.seen.append(log_tail)
         return self.answers.pop(0) if self.answers else []
 

@@ -20,7 +20,6 @@ from agent.literature import (
     bib_keys,
     gather_evidence,
     hit_key,
-    hit_knobs,
     search,
     similar_ideas,
     uninvert_abstract,
@@ -350,13 +349,21 @@ def test_archive_similarity_ranks_the_truly_similar_idea_first() -> None:
     hits = similar_ideas(IDEA, PAST, top_k=5)
 
     assert hits[0].title == "Does a cosine beta schedule help 2-D diffusion?"
-    assert hit_knobs(hits[0]) == ["beta_schedule"] and hits[0].abstract.endswith("\nknobs: beta_schedule")
+    assert hits[0].knobs == ["beta_schedule"] and hits[0].abstract == PAST[1].hypothesis  # knobs typed, not in text
     assert "toy_diffusion/beta_cosine" in hits[0].venue and "Accept" in hits[0].venue
     assert all(h.source == "archive" and 0.0 < h.score <= 1.0 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert hits[0].score > 2 * hits[1].score
     # The grokking idea shares no term with a diffusion-schedule idea.
     assert "Weight decay and the timing of grokking" not in [h.title for h in hits]
+
+
+def test_the_llm_judge_sees_the_knob_set_of_archive_hits() -> None:
+    from agent.brains.llm.summaries import hits_brief
+
+    brief = hits_brief(similar_ideas(IDEA, PAST, top_k=5)).splitlines()
+    assert brief[0].startswith("[1] Does a cosine beta schedule help 2-D diffusion?")
+    assert brief[0].endswith("[varied: beta_schedule]")
 
 
 def test_archive_similarity_sees_knobs_and_respects_top_k() -> None:
@@ -398,6 +405,23 @@ def test_bib_parsing_of_own_string(tmp_path: Path) -> None:
 def test_unterminated_entry_does_not_hide_the_others() -> None:
     text = "@article{good1, title={One}}\n@article{cut, title={never closed\n@article{good2, title={Two}}"
     assert [e.key for e in bibtex.parse(text)] == ["good1", "good2"]
+
+
+def test_hostile_bibtex_yields_its_good_entries_and_never_raises() -> None:
+    text = (
+        "@@@ {{{ junk @['JournalArticle']{s2odd, title={odd type}}\n"
+        "@misc{, title={no key}}\n@misc{a b, title={space in key}}\n"
+        "@misc{twice, title={first}, title={second}}\n"
+        "@misc{deep, title={" + "{" * 3000 + "x" + "}" * 3000 + "}}\n"
+        '@misc(paren, title = "a" # {b} # c, year = 2020)\n'
+        "@article{cut, title={never closed"
+    )
+    entries = {e.key: e for e in bibtex.parse(text)}
+    assert list(entries) == ["twice", "deep", "paren"]
+    assert entries["twice"].text("title") == "second"
+    assert entries["deep"].text("title") == "x"  # deeper than pylatexenc recurses: braces dropped
+    assert entries["paren"].fields["title"] == "abc" and entries["paren"].year == 2020
+    assert bibtex.split_authors("{Barnes and Noble} and von Neumann, John") == ["Barnes and Noble", "John von Neumann"]
 
 
 def test_synthesized_bibtex_round_trips() -> None:

@@ -156,9 +156,9 @@ def test_replay_reproduces_a_recorded_run_without_the_server(toy: Template, tmp_
 
     rep = LLMBrain(LLMClient("test-model", base_url=dead_url, api_key="k", cache=CallCache(cache, "replay")))
     assert one_paper(rep, toy) == recorded
-    assert len(rep.ledger.calls) == n_requests
-    assert all(c.cached and c.cost_usd == 0 for c in rep.ledger.calls)
-    assert [c.ok for c in rep.ledger.calls] == [c.ok for c in rec.ledger.calls]  # the repair round too
+    assert len(rep.client.ledger.calls) == n_requests
+    assert all(c.cached and c.cost_usd == 0 for c in rep.client.ledger.calls)
+    assert [c.ok for c in rep.client.ledger.calls] == [c.ok for c in rec.client.ledger.calls]  # the repair round too
 
 
 def test_replay_miss_is_a_clear_error(tmp_path: Path):
@@ -204,7 +204,8 @@ def test_the_api_key_never_reaches_disk_or_logs(
         srv.add("novelty", rate_limited(0.01), PROSE)  # a retry and a repair, both logged
         with caplog.at_level(logging.DEBUG):
             brain = make_brain(
-                "test-model", srv.url, ledger_path=run_dir / "usage.jsonl", cache_dir=run_dir / "llm_cache", timeout_s=10
+                "test-model", srv.url, ledger=Ledger(run_dir / "usage.jsonl"), cache_dir=run_dir / "llm_cache",
+                timeout_s=10,
             )
             one_paper(brain, toy)  # type: ignore[arg-type]
         assert all(r.authorized for r in srv.requests)  # the key was really sent ...

@@ -3,7 +3,6 @@ every Brain method, compact prompts, idea tags, and the bad-edit and crashing-co
 
 from __future__ import annotations
 
-import contextvars
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from agent.brains import make_brain
 from agent.brains.base import Brain
 from agent.brains.llm.brain import EditAnswer, IdeaList, LLMBrain, NextRunAnswer, RunAnswer
 from agent.brains.llm.client import LLMClient
+from agent.brains.llm.ledger import Ledger
 from agent.edits import EditRefused, apply_edits
 from agent.errors import ConfigError, StageFailed
 from agent.models import (
@@ -43,6 +43,8 @@ from tests.llm_server import (
     uncrash_run,
     write_toy_template,
 )
+
+EDITABLE = ("experiment.py", "plot.py")  # what a stage lets a brain edit
 
 KEY = "sk-loopback-test-key"
 BASELINE = {"easy": {"means": {"loss": 0.3125}, "stderrs": {"loss": 0.004}, "per_seed": {"loss": [0.31, 0.315]}}}
@@ -148,25 +150,20 @@ def test_every_brain_method_returns_its_typed_result(brain: LLMBrain, server: Lo
     assert server.stages().count("ideas_reflect") == 1
     assert server.stages().count("meta_review_reflect") == 1
     assert {f"write_section:{s}" for s in SECTIONS} <= set(server.stages())
-    assert len(brain.ledger.calls) == len(server.requests)
+    assert len(brain.client.ledger.calls) == len(server.requests)
 
 
-def test_ledger_rows_carry_the_idea_of_the_context(brain: LLMBrain, toy: Template):
+def test_ledger_rows_carry_the_idea_each_call_names(brain: LLMBrain, toy: Template):
+    """A call's idea comes from its context, or is named by the caller (review, fix_latex); a
+    paper from outside the pipeline is reviewed for no idea."""
     brain.next_run(experiment_ctx(toy))
-    brain.review("A paper.")  # no ctx: inherits the idea tag of this context
-    with brain.idea_scope("other_idea"):
-        brain.fix_latex("a\nb\n", "l.1 x")
-    assert [c.idea for c in brain.ledger.calls] == ["lr_effect", "lr_effect", "other_idea"]
-    assert brain.ledger.summary(idea="lr_effect")["calls"] == 2
-
-
-def test_reviews_of_a_known_paper_are_tagged_with_its_idea(brain: LLMBrain, toy: Template):
-    title = brain.write_section(paper_ctx(toy), "title", {})
-    review_node = contextvars.Context()  # another graph node: no idea scope, only the PDF's text
-    reviews = [review_node.run(brain.review, f"{title.upper()}\nLLM brain\n\nAbstract\nWe study ...") for _ in range(2)]
-    review_node.run(brain.meta_review, reviews)
-    contextvars.Context().run(brain.review, "An unrelated paper about something else.")
-    assert [c.idea for c in brain.ledger.calls] == ["lr_effect"] * 5 + [""]
+    reviews = [brain.review("A paper.", idea="lr_effect") for _ in range(2)]
+    brain.meta_review(reviews, idea="lr_effect")
+    brain.fix_latex("a\nb\n", "l.1 x", idea="other_idea")
+    brain.review("An unrelated paper about something else.")
+    ledger = brain.client.ledger
+    assert [c.idea for c in ledger.calls] == ["lr_effect"] * 5 + ["other_idea", ""]
+    assert ledger.summary(idea="lr_effect")["calls"] == 5
 
 
 def test_ideas_avoid_the_archive_and_unknown_knobs(brain: LLMBrain, server: LoopbackLLM, toy: Template):
@@ -215,10 +212,10 @@ def test_a_bad_edit_is_refused_then_fixed_from_the_error(
     run = brain.next_run(ctx)
     assert run is not None
     with pytest.raises(EditRefused) as refused:
-        apply_edits(work, run.edits)
+        apply_edits(work, run.edits, EDITABLE)
     failed = RunRecord(name="run_1", planned=run, ok=False, error=str(refused.value))
     fixed = brain.fix_run(ctx, failed, str(refused.value))
-    apply_edits(work, fixed.edits)
+    apply_edits(work, fixed.edits, EDITABLE)
     assert "WIDTH = 32" in (work / "experiment.py").read_text()
     assert "SEARCH text not found" in server.for_stage("fix_run")[0].prompt
 
@@ -237,13 +234,13 @@ def test_crashing_code_gets_its_traceback_back_and_is_fixed(
 
     run = brain.next_run(experiment_ctx(toy))
     assert run is not None
-    apply_edits(work, run.edits)
+    apply_edits(work, run.edits, EDITABLE)
     proc = run_experiment()
     assert proc.returncode != 0
     failed = RunRecord(name="run_1", planned=run, ok=False, error=proc.stderr)
     fixed = brain.fix_run(experiment_ctx(toy, code=(work / "experiment.py").read_text()), failed, proc.stderr)
     assert "RuntimeError: injected crash: loss is nan" in server.for_stage("fix_run")[0].prompt
-    apply_edits(work, fixed.edits)
+    apply_edits(work, fixed.edits, EDITABLE)
     assert run_experiment().returncode == 0
     assert (work / "run_1" / "final_info.json").is_file()
 
@@ -271,6 +268,15 @@ def test_citations_keep_only_new_valid_bibtex(brain: LLMBrain, server: LoopbackL
     assert brain.citations(ctx) == [good]
 
 
+def test_citations_skip_malformed_bibtex(brain: LLMBrain, server: LoopbackLLM, toy: Template):
+    ctx = paper_ctx(toy)
+    cut = Citation(key="cut2020", bibtex="@article{cut2020, title={never closed}")
+    renamed = Citation(key="a2020", bibtex="@article{b2020, title={B}}")
+    trailing = Citation(key="ok2020", bibtex="@article{ok2020, title={OK}}\n\\input{/etc/passwd}")
+    server.add("citations", {"citations": [cut.model_dump(), renamed.model_dump(), trailing.model_dump()]})
+    assert brain.citations(ctx) == [Citation(key="ok2020", bibtex="@article{ok2020, title={OK}}")]
+
+
 def test_declared_figures_keep_their_declared_caption(brain: LLMBrain, server: LoopbackLLM, toy: Template):
     """The model sees what template.toml says each figure shows; a declared figure's caption is
     the one written from its declaration, whatever the model answers, and an undeclared one's
@@ -290,7 +296,7 @@ def test_describe_figures_repairs_a_missing_figure(brain: LLMBrain, server: Loop
     notes = brain.describe_figures(paper_ctx(toy), ["loss.png", "curves.png"])
     assert [n.file for n in notes] == ["loss.png", "curves.png"]
     assert "curves.png" in server.for_stage("describe_figures")[1].user
-    assert [c.ok for c in brain.ledger.calls] == [False, True]
+    assert [c.ok for c in brain.client.ledger.calls] == [False, True]
 
 
 def test_write_section_rejects_unknown_figure_files(brain: LLMBrain, server: LoopbackLLM, toy: Template):
@@ -322,7 +328,7 @@ def test_make_brain_picks_the_brain_from_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AI_SCIENTIST_MODEL", "served-model")
     monkeypatch.setenv("AI_SCIENTIST_BASE_URL", server.url)
     monkeypatch.setenv("AI_SCIENTIST_API_KEY", KEY)
-    brain = make_brain(ledger_path=tmp_path / "usage.jsonl", cache_dir=tmp_path / "cache")
+    brain = make_brain(ledger=Ledger(tmp_path / "usage.jsonl"), cache_dir=tmp_path / "cache")
     assert isinstance(brain, LLMBrain) and brain.info.model == "served-model"
     assert isinstance(brain.novelty(idea(), []), NoveltyDecision)
     assert server.requests[-1].body["model"] == "served-model" and server.requests[-1].authorized

@@ -20,6 +20,7 @@ import pytest
 
 from agent.analysis import Analysis, analyze
 from agent.brains.base import Brain
+from agent.brains.offline import writer as offline_writer
 from agent.brains.offline.brain import OfflineBrain
 from agent.brains.offline.reviewer import extract
 from agent.edits import apply_edits
@@ -37,6 +38,8 @@ from agent.models import (
 )
 from agent.template.contract import SECTIONS, Template, list_templates, load_template
 from agent.template.knobs import run_settings
+
+EDITABLE = ("experiment.py", "plot.py")  # what a stage lets a brain edit
 
 PARTS = ("title", *SECTIONS)
 
@@ -225,7 +228,7 @@ def toy(tmp_path_factory) -> Template:
 def run_experiment(workdir: Path, tpl: Template, name: str, planned: PlannedRun | None) -> dict:
     """Apply a plan's edits to the workdir and really run the toy experiment.py."""
     if planned is not None:
-        apply_edits(workdir, planned.edits)
+        apply_edits(workdir, planned.edits, EDITABLE)
     args = [x for k, v in (planned.args.items() if planned else []) for x in (k, v)]
     subprocess.run([sys.executable, "experiment.py", "--out_dir", name, *tpl.experiment_args("smoke"), *args],
                    cwd=workdir, check=True, capture_output=True, timeout=60)
@@ -321,7 +324,7 @@ def toy_study(toy: Template, tmp_path: Path, knobs: list[str], max_runs: int = 5
 def test_brain_satisfies_the_protocol():
     brain = OfflineBrain(seed=3)
     assert isinstance(brain, Brain)
-    assert brain.info.kind == "offline" and brain.ledger.total_usd == 0 and not brain.ledger.calls
+    assert brain.info.kind == "offline" and not brain.info.concurrent and not hasattr(brain, "ledger")
 
 
 def test_ideas_are_valid_unique_and_deterministic(toy):
@@ -355,9 +358,10 @@ def test_second_night_proposes_new_ideas(toy):
 def test_novelty_uses_the_archive_knob_sets(toy):
     brain = OfflineBrain()
     idea = brain.ideas(IdeationContext(template=toy, archive=[], seed_ideas=[], num_ideas=1))[0]
-    same = LiteratureHit(title="An earlier sweep", abstract=f"We varied things. Knobs: {', '.join(idea.knobs)}",
+    same = LiteratureHit(title="An earlier sweep", abstract="We varied things.", knobs=idea.knobs,
                          source="archive", score=0.9)
-    other = LiteratureHit(title="Another study", abstract="Knobs: depth, use_norm", source="archive", score=0.95)
+    other = LiteratureHit(title="Another study", abstract="", knobs=["depth", "use_norm"], source="archive",
+                          score=0.95)
     no = brain.novelty(idea, [other, same])
     assert not no.novel and "An earlier sweep" in no.reason and no.queries
     yes = brain.novelty(idea, [other])
@@ -406,7 +410,7 @@ def test_fix_run_rederives_a_refused_edit(toy, tmp_path):
     fixed = brain.fix_run(ctx, failed, "experiment.py: SEARCH text not found; copy it exactly")
     workdir = tmp_path / "w"
     shutil.copytree(toy.path, workdir)
-    apply_edits(workdir, fixed.edits)
+    apply_edits(workdir, fixed.edits, EDITABLE)
     assert 'ACTIVATION = "gelu"  # relu | tanh | gelu' in (workdir / "experiment.py").read_text()
     crashed = RunRecord(name="run_2", planned=fixed, ok=False, error="Traceback ... ZeroDivisionError")
     assert brain.fix_run(ctx, crashed, "ZeroDivisionError") == fixed  # no fake fix
@@ -553,13 +557,40 @@ def test_fix_latex_repairs_real_compile_errors(tmp_path):
         edits = brain.fix_latex((tmp_path / "paper.tex").read_text(), log)
         if not edits:
             break
-        apply_edits(tmp_path, edits)
+        apply_edits(tmp_path, edits, {"paper.tex"})
     assert proc.returncode == 0 and "! " not in log
     fixed = (tmp_path / "paper.tex").read_text()
     assert r"learning\_rate" in fixed and r"A \& B" in fixed
     assert "nothere" not in fixed and "fig:missing" not in fixed and "nokey" not in fixed
-    assert "x $\\leq$ y" in fixed
+    assert "x \\ensuremath{\\leq} y" in fixed  # pylatexenc's spelling of ≤
     assert brain.fix_latex(fixed, "no errors here") == []
+
+
+def _bare_article_fails(tmp_path: Path, chars: list[str]) -> list[str]:
+    """The characters whose `esc` output pdflatex cannot set in a bare article (bisected)."""
+    body = "\n\n".join(f"{ord(c):04X}: {offline_writer.esc(c)}" for c in chars)
+    (tmp_path / "chars.tex").write_text(f"\\documentclass{{article}}\n\\begin{{document}}\n{body}\n\\end{{document}}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=batchmode", "-halt-on-error", "-no-shell-escape", "chars.tex"],
+                          cwd=tmp_path, capture_output=True, timeout=120)
+    if proc.returncode == 0 and "Missing character" not in (tmp_path / "chars.log").read_text(errors="replace"):
+        return []
+    if len(chars) == 1:
+        return chars
+    half = len(chars) // 2
+    return _bare_article_fails(tmp_path, chars[:half]) + _bare_article_fails(tmp_path, chars[half:])
+
+
+def test_escaped_unicode_compiles_in_a_bare_article(tmp_path):
+    """Every character esc spells through pylatexenc (pdflatex_chars.txt) sets in the weakest
+    preamble; the ones whose LaTeX needs a package become `?`."""
+    safe = sorted(offline_writer._PDFLATEX_CHARS)
+    assert len(safe) > 500 and all(offline_writer.esc(c) != c for c in safe)
+    assert _bare_article_fails(tmp_path, safe) == []
+    assert offline_writer.esc("Ж ℝ ⅓ 😀") == "? ? ? ?"  # T2A, amssymb, textcomp fractions, no glyph
+    assert offline_writer.esc("Schrödinger’s 5% α–β ≤ x_1") == (
+        "Schr\\\"odinger\\textquoteright{}s 5\\% \\ensuremath{\\alpha}\\textendash{}\\ensuremath{\\beta} "
+        "\\ensuremath{\\leq} x\\_1"
+    )
 
 
 # ---------------------------------------------------------------- review
@@ -645,7 +676,7 @@ def test_research_templates(name, tmp_path):
 
         def results(name: str, planned: PlannedRun | None, workdir: Path = workdir) -> dict:
             if planned is not None:
-                apply_edits(workdir, planned.edits)  # raises if an edit does not apply
+                apply_edits(workdir, planned.edits, EDITABLE)  # raises if an edit does not apply
             return fake_results(tpl, rng, 0.0 if planned is None else 0.3 * rng.random())
 
         baseline, runs = plan_all(brain, tpl, idea, workdir, 5, results)

@@ -236,10 +236,11 @@ def test_faults_mid_pipeline_are_retried_repaired_and_recorded(tmp_path: Path) -
     # The refused edit went back to the brain with its reason, and the fix ran.
     assert len(fixes) == 1 and "SEARCH text not found" in fixes[0].prompt
     workdir = lab.run_dir() / meta["idea_name"]
-    notes = (workdir / "notes.md").read_text()
+    state = lab.run_dir() / f"{meta['idea_name']}.state"  # the orchestrator's own record of the idea
+    notes = (state / "notes.md").read_text()
     assert "edit refused" in notes and "SEARCH text not found" in notes
     assert "edit refused" in (folder / "notes.md").read_text()
-    runs = json.loads((workdir / "runs.json").read_text())
+    runs = json.loads((state / "runs.json").read_text())
     assert [r["ok"] for r in runs] == [True, True] and runs[0]["fixes"] == 1
     assert MISSING_SEARCH not in (workdir / "experiment.py").read_text()
     # Every failed call is in the ledger with its reason; the paper's cost counts them.

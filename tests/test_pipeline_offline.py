@@ -39,10 +39,14 @@ def test_offline_run_ends_in_a_faithful_reviewed_pdf(tmp_path: Path) -> None:
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["brain"] == "offline"
 
-    # The idea's workdir is a git history: template, baseline, each run, plot, writeup, review.
+    # The idea's workdir has a git history (its git dir out of the sandbox's reach): template,
+    # baseline, each run, plot, writeup, review.
     run_dir = only_run(tmp_path)
     idea = paper["idea_name"] if "idea_name" in paper else json.loads((folder / "idea.json").read_text())["name"]
-    log = subprocess.run(["git", "log", "--format=%s"], cwd=run_dir / idea, capture_output=True, text=True).stdout
+    git_dir = run_dir / f"{idea}.state" / "git"
+    assert not (run_dir / idea / ".git").exists()
+    log = subprocess.run(["git", f"--git-dir={git_dir}", "log", "--format=%s"], capture_output=True,
+                         text=True).stdout
     for step in ("template", "run_0: baseline", "run_1:", "plot:", "writeup:", "review:"):
         assert step in log, f"missing commit {step!r} in\n{log}"
     assert (tmp_path / "archive" / "index.html").read_text().count(paper["id"]) >= 1
@@ -73,8 +77,9 @@ def test_improve_revises_and_reviews_again(tmp_path: Path) -> None:
     review = json.loads((tmp_path / "archive" / paper["id"] / "review.json").read_text())
     assert "revised_from" in review, "the archived review is the revised paper's"
     assert review["faithfulness"]["ok"]
-    log = subprocess.run(["git", "log", "--format=%s"], cwd=only_run(tmp_path) / review_idea(tmp_path, paper),
-                         capture_output=True, text=True).stdout
+    git_dir = only_run(tmp_path) / f"{review_idea(tmp_path, paper)}.state" / "git"
+    log = subprocess.run(["git", f"--git-dir={git_dir}", "log", "--format=%s"], capture_output=True,
+                         text=True).stdout
     assert "improve: overall" in log
 
 

@@ -25,8 +25,14 @@ pytestmark = pytest.mark.slow
 
 
 def _runs(workdir: Path) -> list[dict]:
-    path = workdir / "runs.json"
+    """The finished runs of the idea whose work tree is `workdir` (from its state folder)."""
+    path = workdir.with_name(f"{workdir.name}.state") / "runs.json"
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _ideas(run_dir: Path) -> list[Path]:
+    """The work trees of a run's ideas that have finished runs."""
+    return [w for w in run_dir.iterdir() if w.is_dir() and not w.name.endswith(".state") and _runs(w)]
 
 
 def test_kill_mid_experiment_then_resume(tmp_path: Path) -> None:
@@ -37,7 +43,7 @@ def test_kill_mid_experiment_then_resume(tmp_path: Path) -> None:
         len(_runs(w)) == 1 and (w / "run_2").exists()
         for w in (tmp_path / "experiments").glob("*/*") if w.is_dir()), proc, what="run_2 of an idea to start")
     run_dir = only_run(tmp_path)
-    done_before = {w.name: _runs(w) for w in run_dir.iterdir() if (w / "runs.json").is_file()}
+    done_before = {w.name: _runs(w) for w in _ideas(run_dir)}
     kill_group(proc)
     assert not leftover_processes(str(tmp_path)), "the sandboxed experiment died with the run"
 
@@ -48,7 +54,8 @@ def test_kill_mid_experiment_then_resume(tmp_path: Path) -> None:
     for idea, before in done_before.items():
         after = _runs(run_dir / idea)
         assert after[: len(before)] == before, "finished runs are kept, not redone"
-        log = subprocess.run(["git", "log", "--format=%s"], cwd=run_dir / idea, capture_output=True,
+        git_dir = run_dir / f"{idea}.state" / "git"  # out of the sandbox's reach
+        log = subprocess.run(["git", f"--git-dir={git_dir}", "log", "--format=%s"], capture_output=True,
                              text=True).stdout
         assert log.count("run_1: ok") == 1
 
@@ -62,7 +69,7 @@ def test_kill_mid_writeup_then_resume_no_duplicate(tmp_path: Path) -> None:
         proc, what="the writeup stage")
     kill_group(proc)
     run_dir = only_run(tmp_path)
-    [idea] = [w for w in run_dir.iterdir() if (w / "runs.json").is_file()]
+    [idea] = _ideas(run_dir)
     runs_before = _runs(idea)
 
     res = cli("resume", run_dir.name, cwd=tmp_path, env=env)

@@ -33,13 +33,13 @@ def make_review(overall: int) -> Review:
 class ScriptedReviewer:
     """Stands in for an external LLM: the paper text says which score to give."""
 
-    info = BrainInfo(kind="llm", model="scripted")
+    info = BrainInfo(kind="llm", model="scripted", concurrent=True)
 
     def __init__(self, budget_after: int | None = None):
         self.calls = 0
         self.budget_after = budget_after
 
-    def review(self, paper_text: str) -> Review:
+    def review(self, paper_text: str, *, idea: str = "") -> Review:
         self.calls += 1
         if self.budget_after is not None and self.calls > self.budget_after:
             raise BudgetExceeded("budget of $0.01 spent")
@@ -48,7 +48,7 @@ class ScriptedReviewer:
             raise ValueError("the model answered with malformed JSON")
         return make_review(int(m.group(1)))
 
-    def meta_review(self, reviews: list[Review]) -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
         return make_review(round(sum(r.overall for r in reviews) / len(reviews)))
 
 

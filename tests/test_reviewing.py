@@ -51,7 +51,7 @@ def make_review(overall: int, summary: str = "s") -> Review:
 class EnsembleLLM:
     """Stands in for an external LLM: each review call gets the next score; meta averages."""
 
-    info = BrainInfo(kind="llm", model="scripted")
+    info = BrainInfo(kind="llm", model="scripted", concurrent=True)
 
     def __init__(self, scores: list[int]):
         self.scores = list(scores)
@@ -59,12 +59,12 @@ class EnsembleLLM:
         self.threads: set[int] = set()
         self.meta_inputs: list[list[Review]] = []
 
-    def review(self, text: str) -> Review:
+    def review(self, text: str, *, idea: str = "") -> Review:
         with self.lock:
             self.threads.add(threading.get_ident())
             return make_review(self.scores.pop(0), summary=text[:20])
 
-    def meta_review(self, reviews: list[Review]) -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
         self.meta_inputs.append(reviews)
         return make_review(round(sum(r.overall for r in reviews) / len(reviews)))
 

@@ -40,8 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.archive import index as ix
 from agent.archive.files import append_line, copy_synced, file_lock, fsync_dir, write_synced
 from agent.archive.index import IndexRow, OutcomeRow
-from agent.models import ArchivedIdea
 from agent.errors import UserError
+from agent.models import ArchivedIdea
+from agent.sandbox import files
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ INDEX_FILE = "index.sqlite"
 OUTCOMES_FILE = "outcomes.jsonl"
 FOLDER_FORMAT = 1
 """Version of the folder layout written into meta.json (independent of the index schema)."""
-FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg", ".gif")
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 RESERVED = ("assets",)
 """Names inside the archive root that are not paper folders."""
 
@@ -212,14 +214,22 @@ def _build_meta(entry: PaperEntry, paper_id: str, created_at: str) -> PaperMeta:
 
 
 def _write_folder(entry: PaperEntry, folder: Path, meta: PaperMeta) -> None:
-    """Fill a (temporary) paper folder; every file is fsync'd."""
+    """Fill a (temporary) paper folder; every file is fsync'd. The paper folder and the logs
+    come from a work tree that sandboxed code wrote, so they are copied through
+    agent.sandbox.files, only by name and type: the PDF, the sources, and figures that really
+    are PNG, JPEG or GIF (never SVG or HTML, which a browser would run)."""
     src = entry.paper_dir
-    if not src.is_dir():
+    if files.kind(src.parent, src.name) != "dir":
         raise FileNotFoundError(f"paper_dir {src} does not exist; the writeup stage must produce it first")
-    for f in sorted(src.iterdir()):
-        wanted = f.name in ("paper.pdf", "paper.tex", "references.bib") or f.suffix.lower() in FIGURE_SUFFIXES
-        if f.is_file() and wanted:
-            copy_synced(f, folder / f.name)
+    for name in files.list_files(src):
+        wanted = name in ("paper.pdf", "paper.tex", "references.bib") or name.lower().endswith(FIGURE_SUFFIXES)
+        if not wanted:
+            continue
+        data = files.read_bytes(src, name)
+        if name.lower().endswith(FIGURE_SUFFIXES) and not data.startswith(_IMAGE_MAGIC):
+            log.warning("archive: %s is not the image its name says; not archived", name)
+            continue
+        write_synced(folder / name, data)
     write_synced(folder / "idea.json", _json(entry.idea))
     write_synced(folder / "results.json", _json(entry.results))
     write_synced(folder / "review.json", _json(entry.review))
@@ -231,8 +241,8 @@ def _write_folder(entry: PaperEntry, folder: Path, meta: PaperMeta) -> None:
     if entry.log_files:
         (folder / "logs").mkdir()
         for f in entry.log_files:
-            if f.is_file():
-                copy_synced(f, folder / "logs" / f.name)
+            with contextlib.suppress(OSError, files.UnsafeFile):
+                write_synced(folder / "logs" / f.name, files.read_bytes(f.parent, f.name, limit=files.TEXT_LIMIT))
         fsync_dir(folder / "logs")
     write_synced(folder / "meta.json", meta.model_dump_json(indent=2) + "\n")
 

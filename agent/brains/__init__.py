@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from agent.brains.base import Brain
+from agent.brains.llm.ledger import Ledger
 
 OFFLINE_NAMES = ("", "offline")
 
@@ -20,7 +21,7 @@ def make_brain(
     base_url: str | None = None,
     *,
     budget_usd: float | None = None,
-    ledger_path: Path | None = None,
+    ledger: Ledger | None = None,
     cache_dir: Path | None = None,
     cache_mode: str = "auto",
     timeout_s: float = 120.0,
@@ -30,7 +31,9 @@ def make_brain(
     """The offline brain when no model is configured (flag, then $AI_SCIENTIST_MODEL), else
     an LLM brain for any OpenAI-compatible endpoint (flag, then $AI_SCIENTIST_BASE_URL).
 
-    Raises ConfigError when an LLM model has neither an API key nor a base URL.
+    `ledger` is the caller's record of every LLM call and its cost (the runner's, per run);
+    brains keep none of their own. Raises ConfigError when an LLM model has neither an API key
+    nor a base URL.
     """
     model = (model if model is not None else os.environ.get("AI_SCIENTIST_MODEL", "")).strip()
     if model.lower() in OFFLINE_NAMES:
@@ -41,14 +44,13 @@ def make_brain(
     from agent.brains.llm.brain import LLMBrain
     from agent.brains.llm.cache import CallCache
     from agent.brains.llm.client import LLMClient, resolve_api_key
-    from agent.brains.llm.ledger import Ledger
 
     base_url = base_url or os.environ.get("AI_SCIENTIST_BASE_URL") or None
     client = LLMClient(
         model,
         base_url=base_url,
         api_key=resolve_api_key(base_url),
-        ledger=Ledger(ledger_path),
+        ledger=ledger if ledger is not None else Ledger(),
         prices_path=prices_path,
         budget_usd=budget_usd,
         cache=CallCache(cache_dir, cache_mode),

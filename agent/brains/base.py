@@ -26,8 +26,12 @@ from agent.models import (
 
 
 class BrainInfo(BaseModel):
+    """Which brain this is, for papers and the archive, and what callers may rely on."""
+
     kind: Literal["offline", "llm"]
     model: str
+    concurrent: bool = False
+    """Its calls wait on the network: an ensemble's calls may run at once."""
 
     @property
     def label(self) -> str:
@@ -36,7 +40,8 @@ class BrainInfo(BaseModel):
 
 @runtime_checkable
 class Brain(Protocol):
-    """One method per question a stage asks. Each returns a validated model."""
+    """One method per question a stage asks. Each returns a validated model. Every call says
+    which idea it is for (in its context, or as `idea`), so its cost lands on that paper."""
 
     info: BrainInfo
 
@@ -64,16 +69,16 @@ class Brain(Protocol):
     def citations(self, ctx: PaperContext) -> list[Citation]:
         """BibTeX entries to add to references.bib."""
 
-    def fix_latex(self, tex: str, log_tail: str) -> list[Edit]:
+    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[Edit]:
         """Edits to paper.tex that make it compile (path 'paper.tex')."""
 
     def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
         """Rewrite a section so every number in it comes from the results."""
 
-    def review(self, paper_text: str) -> Review:
+    def review(self, paper_text: str, *, idea: str = "") -> Review:
         """One NeurIPS-style review of a paper's text."""
 
-    def meta_review(self, reviews: list[Review]) -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
         """Combine an ensemble of reviews into one (with a reflection round)."""
 
     def revise(self, ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:

@@ -58,7 +58,13 @@ def doctor() -> None:
         status = "[green]ok[/]" if ok else ("[red]missing[/]" if required else "[yellow]absent[/]")
         table.add_row(name, status, detail if ok else fix)
     table.add_row("python", "[green]ok[/]", sys.version.split()[0])
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if shutil.which("bwrap"):
+        from agent.sandbox.identity import isolation
+
+        iso = isolation()
+        console.print(f"sandbox files: {iso.detail}", highlight=False)
     if missing:
         Console(stderr=True).print(f"{missing} required tool(s) missing: run `make setup` or the fixes above")
         raise typer.Exit(2)

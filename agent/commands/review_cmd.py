@@ -43,12 +43,12 @@ SCORES = (
 )
 
 
-def _brain(model: str | None, base_url: str | None, budget_usd: float | None, ledger: Path) -> Brain:
-    return make_brain(model, base_url, budget_usd=budget_usd, ledger_path=ledger)
+def _brain(model: str | None, base_url: str | None, budget_usd: float | None, ledger: Ledger) -> Brain:
+    return make_brain(model, base_url, budget_usd=budget_usd, ledger=ledger)
 
 
-def _cost(brain: Brain, ledger: Path) -> dict | None:
-    return Ledger(ledger).summary() if brain.info.kind == "llm" else None
+def _cost(ledger: Ledger) -> dict | None:
+    return ledger.summary() if ledger.calls else None
 
 
 def review(
@@ -62,11 +62,11 @@ def review(
     """Review a paper in the NeurIPS form: an ensemble of reviews and a meta-review."""
     text = paper_text(path)
     with tempfile.TemporaryDirectory(prefix="ai-scientist-review-") as tmp:
-        ledger = Path(tmp) / "usage.jsonl"
+        ledger = Ledger(Path(tmp) / "usage.jsonl")
         brain = _brain(model, base_url, budget_usd, ledger)
         with err_console.status(f"{reviewers} review(s) + meta-review by the {brain.info.label}"):
             outcome = review_paper(brain, text, reviewers)
-        cost = _cost(brain, ledger)
+        cost = _cost(ledger)
     if as_json:
         print(json.dumps({**outcome.model_dump(), "brain": brain.info.label, "cost": cost}, indent=2))
         return
@@ -123,7 +123,7 @@ def review_bench_cmd(
     if not data.exists():
         raise UserError(f"{data}: no such folder; pass --data DIR (the layout of ../shared/review_bench/)")
     with tempfile.TemporaryDirectory(prefix="ai-scientist-bench-") as tmp:
-        ledger = Path(tmp) / "usage.jsonl"
+        ledger = Ledger(Path(tmp) / "usage.jsonl")
         brain = _brain(model, base_url, budget_usd, ledger)
         llm = brain.info.kind == "llm"
         k = reviewers if reviewers is not None else (5 if llm else 1)
@@ -136,7 +136,7 @@ def review_bench_cmd(
 
 
 def _bench_with_progress(brain: Brain, data: Path, limit: int | None, reviewers: int, seed: int,
-                         workers: int, resamples: int, ledger: Path) -> review_bench.BenchReport:
+                         workers: int, resamples: int, ledger: Ledger) -> review_bench.BenchReport:
     from agent.review import bench as review_bench
 
     progress = Progress(
@@ -161,7 +161,7 @@ def _bench_with_progress(brain: Brain, data: Path, limit: int | None, reviewers:
     with progress:
         return review_bench.bench(
             brain, data, limit=limit, reviewers=reviewers, seed=seed, workers=workers, resamples=resamples,
-            on_start=on_start, on_done=on_done, cost=lambda: _cost(brain, ledger),
+            on_start=on_start, on_done=on_done, cost=lambda: _cost(ledger),
         )
 
 

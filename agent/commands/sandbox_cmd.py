@@ -67,10 +67,10 @@ def run_command(
     workdir.mkdir(parents=True, exist_ok=True)
     result = sandbox.run(
         command,
-        workdir,
+        workdir.resolve(),  # the user's path is theirs to trust; the sandbox wants it real
         limits,
         log_dir=log_dir,
-        unsafe_no_sandbox=True if unsafe_no_sandbox else None,
+        unsafe_no_sandbox=unsafe_no_sandbox,
     )
     print(result.model_dump_json())
     raise typer.Exit(exit_code_for(result))

@@ -1,27 +1,51 @@
-"""A small, forgiving BibTeX reader and writer: enough to list a template's references,
-check which keys exist, and synthesize entries for search results that came without one.
+"""BibTeX on bibtexparser (v2): list a template's references, check which keys exist, and
+synthesize entries for search results that came without one.
 
-It reads `@type{key, field = {value} | "value" | number | macro # ..., ...}` with nested
-braces, skips `@comment`, `@preamble` and `@string`, and drops a malformed entry instead
-of failing on the whole file (a half-written bib should still yield its good entries).
+BibTeX from an LLM or a search API is hostile. bibtexparser's splitter never raises on
+junk (it turns what it cannot read into failed blocks); on top of it an entry is kept only
+with a plain key and type, so a half-written bib still yields its good entries and a
+malformed one is dropped, never fatal. `@comment`, `@preamble` and `@string` are skipped;
+macros are not expanded (a `nips # " 33"` venue reads as `nips 33`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
-_SKIPPED_TYPES = {"comment", "preamble", "string"}
+import bibtexparser
+from bibtexparser.library import Library
+from bibtexparser.middlewares.names import (
+    InvalidNameError,
+    parse_single_name_into_parts,
+    split_multiple_persons_names,
+)
+from bibtexparser.model import DuplicateFieldKeyBlock, Entry, Field
+from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
+
+log = logging.getLogger(__name__)
+
 _KEY_STOP = {
     "a", "an", "the", "on", "of", "for", "in", "to", "and", "with", "via", "by", "from",
     "towards", "toward", "is", "are", "at", "as", "into", "using", "what", "how", "why", "do", "does",
 }
+_TYPE = re.compile(r"[A-Za-z]+")
+_BAD_KEY = re.compile(r"[\s{}\"]")
+
+_latex_db = get_default_latex_context_db()
+_latex_db.add_context_category("bib", prepend=True, macros=[MacroTextSpec("url", simplify_repl="%(1)s")])
+_TO_TEXT = LatexNodes2Text(latex_context=_latex_db, math_mode="text", strict_latex_spaces=False)
+
+_FORMAT = bibtexparser.BibtexFormat()
+_FORMAT.indent = "  "
 
 
 @dataclass
 class BibEntry:
-    """One parsed entry. `fields` maps lower-case field names to their raw (braced) text."""
+    """One parsed entry. `fields` maps lower-case field names to their text as written, with
+    the outer braces or quotes removed and `#` concatenations joined."""
 
     type: str
     key: str
@@ -42,137 +66,75 @@ class BibEntry:
         return int(m.group()) if m else None
 
 
-class _Malformed(Exception):
-    pass
-
-
 def parse(text: str) -> list[BibEntry]:
     """Every well-formed entry of a .bib file, in file order."""
+    library = bibtexparser.parse_string(text, parse_stack=[])  # values as written; `_value` reads them
     entries: list[BibEntry] = []
-    pos = 0
-    while (at := text.find("@", pos)) != -1:
-        try:
-            entry, pos = _entry_at(text, at)
-        except _Malformed:
-            pos = at + 1
+    for block in library.blocks:
+        if isinstance(block, DuplicateFieldKeyBlock):
+            block = block.ignore_error_block  # a repeated field is no reason to lose the entry
+        if not isinstance(block, Entry) or not _TYPE.fullmatch(block.entry_type):
             continue
-        if entry is not None:
-            entries.append(entry)
+        key = block.key.strip()
+        if not key or _BAD_KEY.search(key):
+            continue
+        fields = {f.key.lower(): _value(f.value) for f in block.fields}  # a repeated field: the last wins
+        entries.append(BibEntry(block.entry_type.lower(), key, fields, block.raw.strip()))
     return entries
 
 
-def _entry_at(text: str, at: int) -> tuple[BibEntry | None, int]:
-    m = re.compile(r"@\s*([A-Za-z]+)\s*([{(])").match(text, at)
-    if not m:
-        raise _Malformed
-    kind, opener = m.group(1).lower(), m.group(2)
-    closer = "}" if opener == "{" else ")"
-    end = _matching(text, m.end() - 1, opener, closer)
-    if kind in _SKIPPED_TYPES:
-        return None, end + 1
-    body = text[m.end():end]
-    key, _, rest = body.partition(",")
-    key = key.strip()
-    if not key or re.search(r"[\s{}\"]", key):
-        raise _Malformed
-    return BibEntry(kind, key, _fields(rest), text[at:end + 1]), end + 1
-
-
-def _matching(text: str, start: int, opener: str, closer: str) -> int:
-    """Index of the bracket closing `text[start]`, counting nested braces."""
-    depth, i = 0, start
-    while i < len(text):
-        c = text[i]
-        i += 1
-        if c == "\\":
-            i += 1  # an escaped brace or paren does not nest
-            continue
-        if c == "{" or (c == opener and opener == "("):
+def _value(raw: str) -> str:
+    """`{a} # "b" # c` -> `abc`: bibtexparser (2.1) keeps a concatenation as written, so its
+    parts are split at top-level `#` here and each loses its braces or quotes."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, c in enumerate(raw):
+        if c == "{":
             depth += 1
-        elif c == "}" or (c == closer and closer == ")"):
+        elif c == "}":
             depth -= 1
-            if depth == 0:
-                return i - 1
-            if depth < 0:
-                break
-    raise _Malformed
-
-
-def _fields(body: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    i, n = 0, len(body)
-    name_re = re.compile(r"\s*,?\s*([A-Za-z][\w\-:.+]*)\s*=\s*")
-    while i < n:
-        m = name_re.match(body, i)
-        if not m:
-            break
-        name, i = m.group(1).lower(), m.end()
-        parts: list[str] = []
-        while i < n:
-            i, part = _value_part(body, i)
-            parts.append(part)
-            j = _skip_space(body, i)
-            if j < n and body[j] == "#":
-                i = _skip_space(body, j + 1)
-                continue
-            i = j
-            break
-        out[name] = "".join(parts)  # `#` concatenates
-    return out
-
-
-def _value_part(body: str, i: int) -> tuple[int, str]:
-    c = body[i]
-    if c == "{":
-        end = _matching(body, i, "{", "}")
-        return end + 1, body[i + 1:end]
-    if c == '"':
-        depth, j = 0, i + 1
-        while j < len(body):
-            if body[j] == "{":
-                depth += 1
-            elif body[j] == "}":
-                depth -= 1
-            elif body[j] == '"' and depth == 0 and body[j - 1] != "\\":
-                return j + 1, body[i + 1:j]
-            j += 1
-        raise _Malformed
-    m = re.compile(r"[\w\-:.+/]+").match(body, i)
-    if not m:
-        raise _Malformed
-    return m.end(), m.group()
-
-
-def _skip_space(s: str, i: int) -> int:
-    while i < len(s) and s[i].isspace():
-        i += 1
-    return i
+        elif c == '"' and depth == 0:
+            quoted = not quoted
+        elif c == "#" and depth == 0 and not quoted:
+            parts.append(raw[start:i])
+            start = i + 1
+    parts.append(raw[start:])
+    out = []
+    for part in (p.strip() for p in parts):
+        if len(part) >= 2 and (part[0], part[-1]) in (("{", "}"), ('"', '"')):
+            part = part[1:-1]
+        out.append(part)
+    return "".join(out)
 
 
 # ---------------------------------------------------------------- text helpers
 
 
+def _fold(text: str) -> str:
+    """Accented letters as their base letter (`Schölkopf` -> `Scholkopf`), spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
 def plain(value: str) -> str:
     """BibTeX field text as a reader would see it: `{\\'E}cole~{N}ormale` -> `Ecole Normale`."""
-    s = re.sub(r"\\(?:textit|textbf|emph|textsc|texttt|mathrm|url)\b\s*", "", value)
-    s = re.sub(r"\\[`'^\"~=.]\s*\{?(\w)\}?", r"\1", s)  # accents keep their letter
-    s = re.sub(r"\\[uvHtcdbr](?:\s+|\{)(\w)\}?", r"\1", s)
-    s = re.sub(r"\\(?:[A-Za-z]+)\s*", "", s)  # other commands (\\em, \\it, ...) carry no text
-    s = re.sub(r"\\([&%$#_])", r"\1", s).replace("~", " ").replace("{", "").replace("}", "")
-    return " ".join(s.split())
+    try:
+        text = _TO_TEXT.latex_to_text(value)
+    except (RecursionError, ValueError, IndexError, KeyError) as e:  # pylatexenc recurses per brace level
+        log.debug("bibtex: %s in LaTeX text; braces and commands dropped instead", type(e).__name__)
+        text = re.sub(r"\\[A-Za-z]+\s*|[{}\\]", "", value)
+    return _fold(text)
 
 
 def split_authors(value: str) -> list[str]:
     """`Ho, Jonathan and Ajay Jain` -> `['Jonathan Ho', 'Ajay Jain']`."""
     names = []
-    for part in re.split(r"\s+and\s+", plain(value)):
-        part = part.strip()
-        if not part:
-            continue
-        if "," in part:
-            last, _, first = part.partition(",")
-            part = f"{first.strip()} {last.strip()}".strip()
-        names.append(part)
+    for person in split_multiple_persons_names(value):
+        try:
+            name = parse_single_name_into_parts(person, strict=False).merge_first_name_first
+        except InvalidNameError:
+            name = person
+        if name := plain(name):
+            names.append(name)
     return names
 
 
@@ -201,20 +163,19 @@ def synthesize(
     doi: str = "", url: str = "",
 ) -> str:
     """A valid BibTeX entry: `@article` when there is a venue, else `@misc`."""
-    key = key or make_key(authors, year, title)
-    lines = [f"  title = {{{{{_escape(title)}}}}}"]  # double braces keep the title's capitals
+    fields = [Field("title", f"{{{_escape(title)}}}")]  # double braces keep the title's capitals
     if authors:
-        lines.append(f"  author = {{{' and '.join(_escape(a) for a in authors)}}}")
+        fields.append(Field("author", " and ".join(_escape(a) for a in authors)))
     if year:
-        lines.append(f"  year = {{{year}}}")
+        fields.append(Field("year", str(year)))
     if venue:
-        lines.append(f"  journal = {{{_escape(venue)}}}")
+        fields.append(Field("journal", _escape(venue)))
     if doi:
-        lines.append(f"  doi = {{{_escape(doi)}}}")
+        fields.append(Field("doi", _escape(doi)))
     if url and not doi:
-        lines.append(f"  howpublished = {{\\url{{{url}}}}}")
-    kind = "article" if venue else "misc"
-    return f"@{kind}{{{key},\n" + ",\n".join(lines) + "\n}"
+        fields.append(Field("howpublished", f"\\url{{{url}}}"))
+    entry = Entry("article" if venue else "misc", key or make_key(authors, year, title), fields)
+    return bibtexparser.write_string(Library([entry]), bibtex_format=_FORMAT).strip()
 
 
 def rekey(bibtex: str, key: str) -> str:

@@ -1,10 +1,12 @@
 """The paper's LaTeX: fill the template, compile it in the sandbox, repair it until it builds.
 
 LaTeX written by a language model is untrusted code, so every compilation (and chktex)
-runs through `agent.sandbox.run` with the work folder set to the paper folder, latexmk's rc
+runs in the sandbox (through an executor) with the work folder set to the paper folder, latexmk's rc
 files ignored (`-norc`, so a written `latexmkrc` cannot run Perl), `-no-shell-escape`, and
 kpathsea in paranoid mode (`openin_any=p`, `openout_any=p`): no absolute paths, no `..`,
-no dot files. `\\input{/etc/passwd}` fails even where the sandbox shows that file.
+no dot files. `\\input{/etc/passwd}` fails even where the sandbox shows that file. What a
+compilation leaves in the paper folder is then hostile too, so the orchestrator reads and writes
+it through agent.sandbox.files only; the logs of latexmk and chktex go to a folder of ours.
 
 The repair loop fixes what it can deterministically first (undefined references and
 citations, missing figures, duplicated sections, bare underscores), and only then asks the
@@ -16,6 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -25,7 +28,8 @@ from agent.edits import EditRefused, apply_edits
 from agent.errors import ToolMissing
 from agent.models import Citation
 from agent.paper import bibtex
-from agent.sandbox import runner as sandbox
+from agent.sandbox import files
+from agent.sandbox.executors import LocalExecutor
 from agent.sandbox.limits import Limits
 from agent.template.contract import PLACEHOLDERS, Template
 
@@ -102,20 +106,21 @@ def merge_bib(base: str, extra: list[Citation]) -> str:
 
 
 def assemble_paper(
-    paper_dir: Path, template: Template, parts: dict[str, str], bib_extra: list[Citation], figures: list[Path]
+    paper_dir: Path, template: Template, parts: dict[str, str], bib_extra: list[Citation], figures: Sequence[Path],
 ) -> Path:
-    """Write `paper.tex` and `references.bib` into `paper_dir` and copy the figures; return the .tex."""
-    paper_dir.mkdir(parents=True, exist_ok=True)
+    """Write `paper.tex` and `references.bib` into `paper_dir` with the template's style files
+    and copies of `figures`; return the .tex. `paper_dir` and the figures' folder are ones a
+    sandbox has written, so everything goes through agent.sandbox.files."""
+    files.make_dirs(paper_dir.parent, paper_dir.name)
     latex_dir = template.path / "latex"
-    for f in latex_dir.iterdir():  # style or class files a template may ship
+    for f in sorted(latex_dir.iterdir()):  # style or class files a template may ship (ours: trusted)
         if f.is_file() and f.name not in ("template.tex", BIB):
-            shutil.copy2(f, paper_dir / f.name)
+            files.write_bytes(paper_dir, f.name, f.read_bytes())
     for fig in figures:
-        shutil.copy2(fig, paper_dir / fig.name)
-    tex = paper_dir / TEX
-    tex.write_text(fill_template((latex_dir / "template.tex").read_text(), parts))
-    (paper_dir / BIB).write_text(merge_bib((latex_dir / BIB).read_text(), bib_extra))
-    return tex
+        files.copy_file(fig.parent, fig.name, paper_dir, fig.name)
+    files.write_text(paper_dir, TEX, fill_template((latex_dir / "template.tex").read_text(), parts))
+    files.write_text(paper_dir, BIB, merge_bib((latex_dir / BIB).read_text(), bib_extra))
+    return paper_dir / TEX
 
 
 # ---------------------------------------------------------------- compiling
@@ -127,41 +132,48 @@ def _require_tools() -> None:
             raise ToolMissing(f"{tool} is not installed; install it with `sudo apt-get install {pkg}` (or `make setup`)")
 
 
-def compile_pdf(paper_dir: Path, timeout_s: int = 180) -> CompileResult:
-    """latexmk (pdflatex + bibtex) on `paper_dir/paper.tex` in the sandbox, then chktex."""
+def compile_pdf(paper_dir: Path, log_dir: Path | None = None, executor: LocalExecutor | None = None,
+                timeout_s: int = 180) -> CompileResult:
+    """latexmk (pdflatex + bibtex) on `paper_dir/paper.tex` in the sandbox, then chktex. The
+    commands' output goes to `log_dir` (default: `<paper_dir>.logs` beside it), out of reach of
+    the compilation."""
     _require_tools()
-    paper_dir = paper_dir.resolve()
-    pdf = paper_dir / "paper.pdf"
-    for stale in (pdf, paper_dir / "paper.log"):  # a stale PDF or log must not pass for a fresh one
-        stale.unlink(missing_ok=True)
+    executor = executor or LocalExecutor()
+    log_dir = log_dir or paper_dir.with_name(f"{paper_dir.name}.logs")
+    for stale in ("paper.pdf", "paper.log"):  # a stale PDF or log must not pass for a fresh one
+        files.remove(paper_dir, stale)
     limits = Limits(timeout_s=timeout_s, memory_mb=2048, disk_mb=512, max_procs=64, file_size_mb=128)
-    res = sandbox.run(LATEXMK, paper_dir, limits, env=TEX_ENV, log_dir=paper_dir / ".logs", log_name="latexmk")
-    log = _read(paper_dir / "paper.log")
-    tex = _read(paper_dir / TEX)
+    res = executor.run(LATEXMK, paper_dir, limits, env=TEX_ENV, log_dir=log_dir, log_name="latexmk")
+    log = _read(paper_dir, "paper.log")
+    tex = _read(paper_dir, TEX)
     problems = log_problems(log) + source_problems(tex, paper_dir)
     if res.timed_out or res.killed_for:
         problems.insert(0, f"latexmk was stopped ({'timeout' if res.timed_out else res.killed_for})")
-    problems += chktex(paper_dir)
-    ok = res.exit_code == 0 and pdf.is_file()
+    if res.violation:
+        problems.insert(0, f"the compilation left {res.violation}")
+    problems += chktex(paper_dir, log_dir, executor)
+    built = files.is_file(paper_dir, "paper.pdf")
+    ok = res.exit_code == 0 and built
     if not ok and not log:
         problems.append("latexmk produced no log: " + res.error_tail(5).replace("\n", " | "))
     return CompileResult(
-        ok=ok, pdf=pdf if pdf.is_file() else None, log_tail=log_tail(log, res.stdout_tail), problems=_unique(problems)
+        ok=ok, pdf=paper_dir / "paper.pdf" if built else None, log_tail=log_tail(log, res.stdout_tail),
+        problems=_unique(problems),
     )
 
 
-def chktex(paper_dir: Path) -> list[str]:
+def chktex(paper_dir: Path, log_dir: Path, executor: LocalExecutor) -> list[str]:
     """Serious chktex warnings as `chktex line L: message` (empty if chktex is absent)."""
     if shutil.which("chktex") is None:
         return []
     limits = Limits(timeout_s=60, memory_mb=512, disk_mb=64, max_procs=8, file_size_mb=16)
     rc = [Path("/etc/chktexrc")] if Path("/etc/chktexrc").is_file() else []  # its defaults, read-only
-    res = sandbox.run(
+    executor.run(
         ["chktex", "-q", "-f", "%l:%c:%n:%m\n", TEX], paper_dir, limits, extra_ro=rc,
-        log_dir=paper_dir / ".logs", log_name="chktex",
+        log_dir=log_dir, log_name="chktex",
     )
     found = []
-    for line in _read(Path(res.stdout_path)).splitlines():
+    for line in _read(log_dir, "chktex.stdout.log").splitlines():
         m = re.match(r"(\d+):(\d+):(\d+):(.*)", line)
         if not m or int(m.group(3)) not in CHKTEX_SERIOUS:
             continue
@@ -172,10 +184,11 @@ def chktex(paper_dir: Path) -> list[str]:
     return found
 
 
-def _read(path: Path) -> str:
+def _read(folder: Path, name: str) -> str:
+    """A text file of a folder LaTeX ran in; empty when missing or refused (a link, a FIFO)."""
     try:
-        return path.read_text(errors="replace")
-    except OSError:
+        return files.read_text(folder, name)
+    except (OSError, files.UnsafeFile):
         return ""
 
 
@@ -260,10 +273,15 @@ def missing_graphics(tex: str, paper_dir: Path) -> set[str]:
 
 
 def _graphic_exists(paper_dir: Path, name: str) -> bool:
-    p = paper_dir / name
-    return (p.suffix.lower() in GRAPHIC_EXTS and p.is_file()) or any(
-        (paper_dir / f"{name}{ext}").is_file() for ext in GRAPHIC_EXTS
-    )
+    candidates = [name] if Path(name).suffix.lower() in GRAPHIC_EXTS else []
+    return any(_is_file(paper_dir, c) for c in [*candidates, *(f"{name}{ext}" for ext in GRAPHIC_EXTS)])
+
+
+def _is_file(folder: Path, name: str) -> bool:
+    try:
+        return files.is_file(folder, name)
+    except files.UnsafeFile:  # `..` or an absolute path in \includegraphics: never there
+        return False
 
 
 def duplicate_sections(tex: str) -> list[str]:
@@ -279,7 +297,7 @@ def duplicate_sections(tex: str) -> list[str]:
 
 def source_problems(tex: str, paper_dir: Path) -> list[str]:
     """What can be seen in the source whether or not LaTeX got that far."""
-    bib = _read(paper_dir / BIB)
+    bib = _read(paper_dir, BIB)
     problems = [f"undefined reference `{k}`" for k in sorted(undefined_refs(tex))]
     problems += [f"undefined citation `{k}`" for k in sorted(undefined_cites(tex, bib))]
     problems += [f"missing file `{k}`" for k in sorted(missing_graphics(tex, paper_dir))]
@@ -422,34 +440,34 @@ def _missing_dollar_lines(log: str) -> set[int]:
 
 def deterministic_fixes(paper_dir: Path) -> list[str]:
     """Apply every fix that needs no judgement to paper.tex; return what changed."""
-    path = paper_dir / TEX
-    tex = path.read_text()
+    tex = _read(paper_dir, TEX)
     fixes: list[str] = []
     for step in (
-        lambda t: escape_underscores(t, _missing_dollar_lines(_read(paper_dir / "paper.log"))),
+        lambda t: escape_underscores(t, _missing_dollar_lines(_read(paper_dir, "paper.log"))),
         lambda t: drop_missing_graphics(t, paper_dir),
         drop_undefined_refs,  # after figures, whose labels may have gone with them
-        lambda t: drop_undefined_cites(t, _read(paper_dir / BIB)),
+        lambda t: drop_undefined_cites(t, _read(paper_dir, BIB)),
         dedupe_sections,
     ):
         new, done = step(tex)
         if new != tex:  # a fix that changed nothing must not buy another round
             tex, fixes = new, fixes + done
     if fixes:
-        path.write_text(tex)
+        files.write_text(paper_dir, TEX, tex)
     return fixes
 
 
 # ---------------------------------------------------------------- the loop
 
 
-def repair_loop(paper_dir: Path, brain: Brain, max_rounds: int = 4, timeout_s: int = 180) -> CompileResult:
+def repair_loop(paper_dir: Path, brain: Brain, log_dir: Path | None = None, executor: LocalExecutor | None = None,
+                max_rounds: int = 4, timeout_s: int = 180, idea: str = "") -> CompileResult:
     """Compile; while it fails or has problems, fix deterministically, else ask the brain.
 
     Returns the last compilation. `rounds` counts repair rounds used; `fixes` lists every
     change made. A refused brain edit changes nothing and goes into the next log tail.
     """
-    result = compile_pdf(paper_dir, timeout_s)
+    result = compile_pdf(paper_dir, log_dir, executor, timeout_s)
     fixes: list[str] = []
     refusal = ""
     rounds = 0
@@ -457,28 +475,26 @@ def repair_loop(paper_dir: Path, brain: Brain, max_rounds: int = 4, timeout_s: i
         rounds += 1
         done = deterministic_fixes(paper_dir)
         if not done:
-            done, refusal = _brain_round(paper_dir, brain, result, refusal)
+            done, refusal = _brain_round(paper_dir, brain, result, refusal, idea)
         if done:
             fixes += done
-            result = compile_pdf(paper_dir, timeout_s)
+            result = compile_pdf(paper_dir, log_dir, executor, timeout_s)
         elif not refusal:
             break  # nobody could change anything: another compile would give the same result
     return result.model_copy(update={"rounds": rounds, "fixes": fixes})
 
 
-def _brain_round(paper_dir: Path, brain: Brain, result: CompileResult, refusal: str) -> tuple[list[str], str]:
+def _brain_round(paper_dir: Path, brain: Brain, result: CompileResult, refusal: str,
+                 idea: str) -> tuple[list[str], str]:
     """One `fix_latex` request; returns (changes made, refusal message for next round)."""
     feedback = "Problems:\n" + "\n".join(f"- {p}" for p in result.problems) + "\n\nLog:\n" + result.log_tail
     if refusal:
         feedback = f"Your previous edit was refused: {refusal}\n\n{feedback}"
-    edits = brain.fix_latex((paper_dir / TEX).read_text(), feedback)
+    edits = brain.fix_latex(_read(paper_dir, TEX), feedback, idea=idea)
     if not edits:
         return [], ""
-    bad_path = [e.path for e in edits if e.path != TEX]
-    if bad_path:
-        return [], f"edits may only change {TEX}, not {bad_path}"
     try:
-        apply_edits(paper_dir, edits)
+        apply_edits(paper_dir, edits, {TEX})
     except EditRefused as e:
         return [], str(e)
     return [f"applied {len(edits)} edit(s) from the brain"], ""

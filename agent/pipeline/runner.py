@@ -4,7 +4,6 @@ and return how each idea ended."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import time
@@ -15,6 +14,7 @@ from rich.live import Live
 
 from agent.archive.store import Archive
 from agent.brains import make_brain
+from agent.brains.llm.ledger import Ledger
 from agent.config import RunSettings
 from agent.errors import ConfigError, ToolMissing
 from agent.pipeline.deps import Deps
@@ -22,7 +22,7 @@ from agent.pipeline.graph import compile_graph
 from agent.pipeline.progress import StatusBoard
 from agent.pipeline.state import Outcome
 from agent.sandbox.bwrap import require_bwrap
-from agent.sandbox.executors import make_executor
+from agent.sandbox.executors import LocalExecutor, make_executor
 from agent.template.contract import load_template
 
 SETTINGS_FILE = "settings.json"
@@ -55,9 +55,7 @@ def check_tools(settings: RunSettings) -> None:
     if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
         raise ToolMissing("LaTeX is not installed: run `make setup` (or apt-get install latexmk "
                           "texlive-latex-recommended texlive-fonts-recommended texlive-bibtex-extra)")
-    if settings.unsafe_no_sandbox:
-        os.environ["AI_SCIENTIST_UNSAFE_NO_SANDBOX"] = "1"
-    else:
+    if not settings.unsafe_no_sandbox:
         require_bwrap()
 
 
@@ -67,7 +65,8 @@ def start(settings: RunSettings, console: Console) -> tuple[str, list[Outcome]]:
                                            "archive": settings.archive.resolve()})
     run_id = new_run_id(load_template(settings.template).name)
     run_dir = run_dir_for(settings, run_id)
-    run_dir.mkdir(parents=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700)  # private: what sandboxed code leaves there is nobody else's to run
     (run_dir / SETTINGS_FILE).write_text(settings.model_dump_json(indent=1))
     console.print(f"run {run_id} in {run_dir}: if it stops, `ai-scientist resume {run_id}` continues it; "
                   f"`ai-scientist status {run_id}` shows progress", highlight=False)
@@ -86,12 +85,15 @@ def execute(settings: RunSettings, run_id: str, console: Console, fresh: bool) -
     check_tools(settings)
     template = load_template(settings.template)
     run_dir = run_dir_for(settings, run_id)
-    os.environ["AI_SCIENTIST_SANDBOX_LOG"] = str(run_dir / "sandbox.jsonl")  # audit trail of every sandboxed command
-    brain = make_brain(settings.model, settings.base_url, budget_usd=settings.budget_usd,
-                       ledger_path=run_dir / "usage.jsonl", cache_dir=run_dir / "llm_cache",
+    audit = run_dir / "sandbox.jsonl"  # the audit trail: one line per sandboxed command
+    ledger = Ledger(run_dir / "usage.jsonl")
+    brain = make_brain(settings.model, settings.base_url, budget_usd=settings.budget_usd, seed=settings.seed,
+                       ledger=ledger, cache_dir=run_dir / "llm_cache",
                        cache_mode=settings.llm_cache)
-    deps = Deps(settings=settings, template=template, brain=brain,
-                executor=make_executor(settings.executor, settings.ray_address),
+    deps = Deps(settings=settings, template=template, brain=brain, ledger=ledger,
+                executor=make_executor(settings.executor, settings.ray_address,
+                                       unsafe_no_sandbox=settings.unsafe_no_sandbox, audit_log=audit),
+                local=LocalExecutor(settings.unsafe_no_sandbox, audit),
                 archive=Archive(settings.archive), run_dir=run_dir)
     graph, conn = compile_graph(deps, run_dir)
     # --parallel is enforced by the stages' semaphore (agent.nodes.stage), not LangGraph's

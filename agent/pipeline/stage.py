@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import TypeVar
 
 from langgraph.types import Command, Send
@@ -46,13 +45,10 @@ def idea_stage(deps: Deps, name: str, fn: StageFn) -> Callable[[IdeaTask], Comma
 def guarded(deps: Deps, name: str, fn: Callable[[Deps, IdeaTask], T], task: IdeaTask) -> T | Outcome:
     """Run one stage of one idea in a --parallel slot; a failure becomes a failed Outcome."""
     idea = task["idea"]
-    # An LLM brain tags every call of this stage with the idea, for per-paper costs.
-    scope = getattr(deps.brain, "idea_scope", None)
     with deps.slots:
         emit(idea["name"], name, note=idea["title"])
         try:
-            with scope(idea["name"]) if scope else nullcontext():
-                return fn(deps, task)
+            return fn(deps, task)
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 - any bug in one idea must not end the night

@@ -26,7 +26,6 @@ class RunState(TypedDict, total=False):
     generation: int
     ideas: list[dict[str, Any]]  # Idea dumps of the current generation
     novel: list[dict[str, Any]]  # the ideas that passed the novelty check
-    baseline: dict[str, Any]  # run_0 final_info.json
     outcomes: Annotated[list[Outcome], operator.add]
 
 

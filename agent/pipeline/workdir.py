@@ -1,64 +1,193 @@
-"""An idea's work folder: a git repository made from the template, one commit per attempt.
+"""One idea's folders, and the only code that knows their layout.
 
-The history is the audit trail of what the brain changed and ran; the archive keeps its
-bundle and the code diff against the template.
+    experiments/<run_id>/
+    ├── <idea>/              the work tree: the template's files, run_N/, figures/, paper/. The
+    │                        only folder this idea's sandboxes see, so hostile once one has run:
+    │                        it is read and written only through agent.sandbox.files.
+    └── <idea>.state/        ours alone; no sandbox ever binds it
+        ├── git/             the idea's git dir, one commit per attempt (see gitrepo)
+        ├── runs.json        every finished run, so a resumed idea goes on where it stopped
+        ├── notes.md         the lab notebook
+        ├── literature.json  what the novelty stage found
+        ├── results.json     every run's numbers and the analysis: all a paper may quote
+        ├── figures.json, sections.json, citations.json, faithfulness.json, review.json
+        └── logs/            LaTeX's logs
+
+Every stage reads what the one before it wrote through the typed methods here.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
-import git
+from pydantic import TypeAdapter
 
+from agent import literature
+from agent.archive.files import atomic_write_text
+from agent.models import (
+    Citation,
+    FigureNote,
+    Idea,
+    LiteratureHit,
+    PaperContext,
+    Results,
+    ReviewRecord,
+    RunRecord,
+)
+from agent.paper.faithfulness import FaithfulnessReport
+from agent.pipeline.gitrepo import IdeaRepo
+from agent.sandbox import files
 from agent.template.contract import Template
 
-TEMPLATE_TAG = "template"
-# Results and bulky artefacts stay out of the history; the archive copies what it needs.
-GITIGNORE = "__pycache__/\n*.pt\n*.pth\n*.ckpt\n*.npy\n*.npz\n*.log\n"
-IGNORE_IN_COPY = shutil.ignore_patterns("__pycache__", "run_*", "*.pyc")
+PAPER = "paper"
+FIGURES = "figures"
+LABELS = "labels.json"
+# Copies of the template leave out what a run or an editor left there.
+_NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", "run_*", ".git")
+_RUNS = TypeAdapter(list[RunRecord])
+_FIGURES = TypeAdapter(list[FigureNote])
+_CITATIONS = TypeAdapter(list[Citation])
+_HITS = TypeAdapter(list[LiteratureHit])
 
 
-def create(template: Template, workdir: Path) -> git.Repo:
-    """Copy the template into `workdir` and commit it, or reopen it if it already exists."""
-    if (workdir / ".git").is_dir():
-        return git.Repo(workdir)
-    if workdir.exists():  # a half-made folder from a crash before the first commit
-        shutil.rmtree(workdir)
-    shutil.copytree(template.path, workdir, ignore=IGNORE_IN_COPY)
-    (workdir / ".gitignore").write_text(GITIGNORE)
-    repo = git.Repo.init(workdir)
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "AI Scientist")
-        cw.set_value("user", "email", "ai-scientist@localhost")
-        cw.set_value("commit", "gpgsign", "false")
-    repo.git.add(A=True)
-    repo.index.commit(f"template {template.name}")
-    repo.create_tag(TEMPLATE_TAG)
-    return repo
+class IdeaWorkdir:
+    """The work tree, the state folder and the git history of one idea in one run."""
 
+    def __init__(self, run_dir: Path, idea: str):
+        self.name = idea
+        self.tree = Path(run_dir) / idea
+        self.state = Path(run_dir) / f"{idea}.state"
+        self.repo = IdeaRepo(self.state / "git", self.tree)
 
-def commit(workdir: Path, message: str) -> str | None:
-    """Commit everything that changed; return the sha, or None when nothing changed."""
-    repo = git.Repo(workdir)
-    repo.git.add(A=True)
-    if not repo.is_dirty(index=True, working_tree=False, untracked_files=False):
-        return None
-    return repo.index.commit(message).hexsha
+    # ------------------------------------------------------------ the work tree
 
+    @property
+    def paper_dir(self) -> Path:
+        return self.tree / PAPER
 
-def code_diff(workdir: Path) -> str:
-    """The code changes against the template, leaving out run outputs."""
-    repo = git.Repo(workdir)
-    return repo.git.diff(TEMPLATE_TAG, "HEAD", "--", ".", ":(exclude)run_*", ":(exclude)figures", ":(exclude)paper")
+    @property
+    def log_dir(self) -> Path:
+        return self.state / "logs"
 
+    def create(self, template: Template) -> None:
+        """Copy the template into the tree and commit it, unless that was done already."""
+        if self.repo.exists:
+            return
+        if self.tree.exists():  # a half-made tree from a crash before the first commit
+            files.remove(self.tree.parent, self.tree.name)
+        shutil.copytree(template.path, self.tree, ignore=_NOT_COPIED, symlinks=False)
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.repo.init(f"template {template.name}")
 
-def bundle(workdir: Path, dest: Path) -> Path:
-    """A git bundle of the whole history, for the archive."""
-    git.Repo(workdir).git.bundle("create", str(dest), "--all")
-    return dest
+    def commit(self, message: str, *, always: bool = False) -> str | None:
+        return self.repo.commit(message, always=always)
 
+    def read(self, rel: str) -> str:
+        """A text file of the tree (code, a log); refuses links, special files, huge files."""
+        return files.read_text(self.tree, rel)
 
-def restore_file(workdir: Path, path: str) -> None:
-    """Put one file back as the template had it."""
-    git.Repo(workdir).git.checkout(TEMPLATE_TAG, "--", path)
+    def write(self, rel: str, text: str) -> None:
+        files.write_text(self.tree, rel, text)
+
+    def final_info(self, run: str) -> Any:
+        """`run/final_info.json` as the run wrote it: parsed with bounds, not yet validated."""
+        return files.read_json(self.tree, f"{run}/final_info.json")
+
+    def figure_files(self) -> list[str]:
+        return files.list_files(self.tree, FIGURES, (".png",)) if files.kind(self.tree, FIGURES) == "dir" else []
+
+    def fresh_dir(self, rel: str) -> Path:
+        """An empty folder `rel` of the tree (whatever was there is removed), for the next run."""
+        files.remove(self.tree, rel)
+        files.make_dirs(self.tree, rel)
+        return self.tree / rel
+
+    def restore(self, rel: str) -> None:
+        """Put one file back as the template had it."""
+        files.write_bytes(self.tree, rel, self.repo.show("template", rel))
+
+    # ------------------------------------------------------------ the state folder
+
+    def _path(self, name: str) -> Path:
+        self.state.mkdir(parents=True, exist_ok=True)
+        return self.state / name
+
+    def _save(self, name: str, data: Any) -> None:
+        atomic_write_text(self._path(name), json.dumps(data, indent=1, default=str))
+
+    def _load(self, name: str) -> Any:
+        path = self.state / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def runs(self) -> list[RunRecord]:
+        return _RUNS.validate_python(self._load("runs.json") or [])
+
+    def save_runs(self, runs: list[RunRecord]) -> None:
+        self._save("runs.json", _RUNS.dump_python(runs, mode="json"))
+
+    def notes(self) -> str:
+        path = self.state / "notes.md"
+        return path.read_text() if path.is_file() else ""
+
+    def note(self, text: str) -> None:
+        """Append an entry to the lab notebook."""
+        with self._path("notes.md").open("a") as f:
+            f.write(text.rstrip() + "\n\n")
+
+    def literature(self) -> list[LiteratureHit]:
+        return _HITS.validate_python(self._load("literature.json") or [])
+
+    def save_literature(self, hits: list[LiteratureHit]) -> None:
+        self._save("literature.json", _HITS.dump_python(hits, mode="json"))
+
+    def results(self) -> Results:
+        return Results.model_validate(self._load("results.json"))
+
+    def results_dict(self) -> dict[str, Any]:
+        """results.json as written, for the faithfulness check and the archive."""
+        return self._load("results.json")
+
+    def save_results(self, results: Results) -> None:
+        self._save("results.json", results.model_dump(mode="json"))
+
+    def figures(self) -> list[FigureNote]:
+        return _FIGURES.validate_python(self._load("figures.json") or [])
+
+    def save_figures(self, notes: list[FigureNote]) -> None:
+        self._save("figures.json", _FIGURES.dump_python(notes, mode="json"))
+
+    def citations(self) -> list[Citation]:
+        return _CITATIONS.validate_python(self._load("citations.json") or [])
+
+    def save_citations(self, citations: list[Citation]) -> None:
+        self._save("citations.json", _CITATIONS.dump_python(citations, mode="json"))
+
+    def sections(self) -> dict[str, str]:
+        return self._load("sections.json") or {}
+
+    def save_sections(self, parts: dict[str, str]) -> None:
+        self._save("sections.json", parts)
+
+    def faithfulness(self) -> FaithfulnessReport:
+        return FaithfulnessReport.model_validate(self._load("faithfulness.json"))
+
+    def save_faithfulness(self, report: FaithfulnessReport) -> None:
+        self._save("faithfulness.json", report.model_dump(mode="json"))
+
+    def paper_context(self, idea: Idea, template: Template, scale: str, author_line: str) -> PaperContext:
+        """What the plot, writeup and review stages know about the idea."""
+        results = self.results()
+        return PaperContext(
+            idea=idea, template=template, scale=scale, baseline=results.baseline, runs=self.runs(),
+            analysis=results.analysis, figures=self.figures(), notes=self.notes(), literature=self.literature(),
+            bib_keys=literature.bib_keys(template.path / "latex" / "references.bib"), author_line=author_line,
+        )
+
+    def review(self) -> ReviewRecord:
+        return ReviewRecord.model_validate(self._load("review.json"))
+
+    def save_review(self, record: ReviewRecord) -> None:
+        self._save("review.json", record.model_dump(mode="json", exclude_none=True))

@@ -23,13 +23,14 @@ class ReviewOutcome(BaseModel):
     meta: Review
 
 
-def review_paper(brain: Brain, text: str, reviewers: int = 3) -> ReviewOutcome:
-    """`reviewers` reviews of `text` and their meta-review (with a reflection round)."""
+def review_paper(brain: Brain, text: str, reviewers: int = 3, idea: str = "") -> ReviewOutcome:
+    """`reviewers` reviews of `text` and their meta-review (with a reflection round); `idea`
+    names the idea the paper is for (empty for a paper from outside)."""
     if reviewers < 1:
         raise UserError(f"--reviewers must be at least 1, got {reviewers}")
-    if brain.info.kind == "llm" and reviewers > 1:
+    if brain.info.concurrent and reviewers > 1:
         with ThreadPoolExecutor(max_workers=reviewers) as pool:
-            reviews = list(pool.map(lambda _: brain.review(text), range(reviewers)))
+            reviews = list(pool.map(lambda _: brain.review(text, idea=idea), range(reviewers)))
     else:
-        reviews = [brain.review(text) for _ in range(reviewers)]
-    return ReviewOutcome(reviews=reviews, meta=brain.meta_review(reviews))
+        reviews = [brain.review(text, idea=idea) for _ in range(reviewers)]
+    return ReviewOutcome(reviews=reviews, meta=brain.meta_review(reviews, idea=idea))

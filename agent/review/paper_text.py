@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from agent.errors import ToolMissing, UserError
+from agent.sandbox import files
 from agent.sandbox import runner as sandbox
 from agent.sandbox.limits import Limits
 
@@ -36,7 +37,6 @@ def pdf_text(pdf: Path) -> str:
         work = Path(tmp)
         shutil.copyfile(pdf, work / "paper.pdf")
         res = sandbox.run(["pdftotext", "-enc", "UTF-8", "paper.pdf", "paper.txt"], work, limits)
-        out = work / "paper.txt"
-        if not res.ok or not out.is_file():
+        if not res.ok or not files.is_file(work, "paper.txt"):
             raise UserError(f"{pdf}: could not extract text: {res.error_tail(3).strip() or 'pdftotext failed'}")
-        return out.read_text(errors="replace")
+        return files.read_text(work, "paper.txt", limit=files.JSON_LIMIT)

@@ -72,6 +72,12 @@ def check_bwrap_works(bwrap: str) -> None:
         )
 
 
+def binds(workdir: Path, extra_ro: Sequence[Path]) -> list[tuple[Path, str]]:
+    """The host folders a sandbox sees besides the system: the interpreter's, `extra_ro`
+    read-only, and the work folder read-write."""
+    return [(d, "--ro-bind") for d in [*_interpreter_dirs(), *extra_ro]] + [(workdir, "--bind")]
+
+
 def _interpreter_dirs() -> list[Path]:
     """The folders this interpreter runs from: the venv and the base install (e.g. under
     ~/.pyenv). Bound alone, so the rest of $HOME stays invisible."""
@@ -151,8 +157,10 @@ def bwrap_argv(
     limits: Limits,
     gpus: list[str],
     data_fds: dict[str, int],
+    sources: dict[Path, Path] | None = None,
 ) -> list[str]:
-    """bubblewrap's command line: namespaces, then the filesystem view, built in mount order."""
+    """bubblewrap's command line: namespaces, then the filesystem view, built in mount order.
+    `sources` maps a folder to the place bubblewrap binds it from (a staged copy, see identity)."""
     newer = _bwrap_version(bwrap) >= (0, 8, 0)  # --size and --disable-userns came with 0.8.0
     argv = [bwrap, "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
     argv += ["--disable-userns"] if newer else []
@@ -172,13 +180,13 @@ def bwrap_argv(
     argv += ["--proc", "/proc", "--dev", "/dev"]
     size = ["--size", str(limits.disk_mb * 2**20)] if newer else []
     argv += [*size, "--tmpfs", "/tmp", *size, "--tmpfs", "/dev/shm", "--dir", "/tmp/home"]
+    sources = sources or {}
     for dev in gpus:
-        argv += ["--dev-bind", dev, dev]
+        argv += ["--dev-bind", str(sources.get(Path(dev), dev)), dev]
     if gpus:
         argv += ["--ro-bind", "/sys", "/sys"]  # the CUDA driver reads PCI topology from sysfs
     # Outer folders first, so a read-only folder inside the work folder (or the reverse) stays as asked.
-    binds = [(d, "--ro-bind") for d in [*_interpreter_dirs(), *extra_ro]] + [(workdir, "--bind")]
-    for d, kind in sorted(binds, key=lambda bind: len(bind[0].parts)):
-        argv += [kind, str(d), str(d)]
+    for d, kind in sorted(binds(workdir, extra_ro), key=lambda bind: len(bind[0].parts)):
+        argv += [kind, str(sources.get(d, d)), str(d)]
     argv += ["--chdir", str(workdir), "--remount-ro", "/"]
     return argv

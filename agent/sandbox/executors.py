@@ -20,19 +20,22 @@ says so, and the pipeline goes on. Ray is optional: `pip install 'ai-scientist[r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.errors import AIScientistError, ConfigError, ToolMissing
+from agent.sandbox import files
 from agent.sandbox import runner as sandbox
 from agent.sandbox.limits import Limits, SandboxResult
 
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RAY_MISSING = "Ray is not installed: pip install 'ai-scientist[ray]'"
-SKIP_DIRS = frozenset({".git", "__pycache__"})  # history stays with the orchestrator; runs never need it
+SKIP_DIRS = frozenset({"__pycache__"})  # caches are rebuilt where they are needed
 MAX_SHIP_BYTES = 512 * 2**20  # a workdir bigger than this, compressed, is almost surely a mistake
 RETRIES = 1  # a lost worker's run is tried once more, then fails alone
 
@@ -62,14 +65,19 @@ class LocalExecutor:
     """This machine's sandbox. `cpus` and `gpus` are not reserved here: runs already take
     their turn through `--parallel`, and the sandbox passes the GPUs through."""
 
-    def __init__(self, unsafe_no_sandbox: bool | None = None):
+    def __init__(self, unsafe_no_sandbox: bool = False, audit_log: Path | None = None):
         self.unsafe_no_sandbox = unsafe_no_sandbox
+        self.audit_log = audit_log
 
     def run(
         self, cmd: list[str], workdir: Path, limits: Limits, *, cpus: int = 1, gpus: int = 0,
-        log_name: str = "sandbox",
+        log_name: str = "sandbox", env: dict[str, str] | None = None, log_dir: Path | None = None,
+        extra_ro: Sequence[Path] = (),
     ) -> SandboxResult:
-        return sandbox.run(cmd, workdir, limits, log_name=log_name, unsafe_no_sandbox=self.unsafe_no_sandbox)
+        """Also takes the sandbox's `env`, `log_dir` and `extra_ro`, for tools that only run here
+        (LaTeX, chktex)."""
+        return sandbox.run(cmd, workdir, limits, env=env, extra_ro=extra_ro, log_dir=log_dir, log_name=log_name,
+                           unsafe_no_sandbox=self.unsafe_no_sandbox, audit_log=self.audit_log)
 
 
 # ---------------------------------------------------------------- shipping a workdir
@@ -77,57 +85,61 @@ class LocalExecutor:
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """relative path -> (size, mtime in ns) of every file under `root`, outside SKIP_DIRS.
-    Folders are listed too, as (-1, 0), so that empty ones travel and never count as changed."""
-    out: dict[str, tuple[int, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
-        for name in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, name), root)] = (-1, 0)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            out[os.path.relpath(path, root)] = (st.st_size, st.st_mtime_ns)
-    return out
+    Folders are listed too, as (-1, 0), so that empty ones travel and never count as changed.
+    A link, a special file or an unlistable folder is an UnsafeFile (see files.walk)."""
+    return {rel: (-1, 0) if stat.S_ISDIR(st.st_mode) else (st.st_size, st.st_mtime_ns)
+            for rel, st in files.walk(root, SKIP_DIRS)}
 
 
-def pack(root: Path, files: Iterable[str]) -> bytes:
-    """A gzip'd tar of `files` (paths relative to `root`); symlinks stay links."""
+def pack(root: Path, names: Iterable[str]) -> bytes:
+    """A gzip'd tar of the folders and regular files `names` (relative to `root`), read through
+    files, so a link or special file fails the pack instead of travelling."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-        for rel in sorted(files):
-            tar.add(root / rel, arcname=rel, recursive=False)
+        for rel in sorted(names):
+            kind = files.kind(root, rel)
+            info = tarfile.TarInfo(rel)
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif kind == "file":
+                data = files.read_bytes(root, rel, limit=MAX_SHIP_BYTES)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+            elif kind is not None:
+                raise files.UnsafeFile(rel, "a link or special file; only folders and regular files travel")
     return buf.getvalue()
 
 
 def unpack(data: bytes, root: Path) -> list[str]:
-    """Extract a `pack` archive into `root`. Members that would land outside it (absolute
-    paths, `..`, links pointing out, devices) are skipped and returned by name."""
+    """Extract a `pack` archive into `root`, through files (no link in `root` is followed).
+    Members that are not plain folders or regular files, or that would land outside `root`
+    (`..`), are skipped and returned by name: the caller treats any as the run's failure."""
     refused: list[str] = []
     root.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        safe = []
-        for member in tar.getmembers():
+        for member in tar:
             try:
-                safe.append(tarfile.data_filter(member, str(root)))
+                member = tarfile.data_filter(member, str(root))
             except tarfile.FilterError:
                 refused.append(member.name)
-        for member in safe:
-            target = root / member.name
-            if target.is_symlink() or (target.exists() and not target.is_dir()):
-                target.unlink()  # a changed file replaces the old one, even a link
-            tar.extract(member, root, filter="fully_trusted", set_attrs=True)
+                continue
+            if member.isdir():
+                files.make_dirs(root, member.name)
+            elif member.isreg() and member.size <= MAX_SHIP_BYTES:
+                extracted = tar.extractfile(member)
+                files.write_bytes(root, member.name, extracted.read() if extracted else b"")
+            else:
+                refused.append(member.name)
     return refused
 
 
 def _remove(root: Path, names: Iterable[str]) -> None:
-    """Delete files the run deleted on the worker, never outside `root` or inside .git."""
-    base = root.resolve()
+    """Delete files the run deleted on the worker (never a folder: one emptied there is harmless)."""
     for rel in names:
-        target = root / rel
-        if SKIP_DIRS & set(Path(rel).parts) or not target.resolve().is_relative_to(base):
-            continue
-        if target.is_symlink() or target.is_file():
-            target.unlink()  # folders stay: one emptied on the worker is harmless here
+        with contextlib.suppress(files.UnsafeFile):
+            if not SKIP_DIRS & set(Path(rel).parts) and files.kind(root, rel) == "file":
+                files.remove(root, rel)
 
 
 def _local_python(cmd: list[str]) -> list[str]:
@@ -142,7 +154,7 @@ Runner = Callable[..., SandboxResult]
 
 
 def run_shipped(
-    payload: bytes, cmd: list[str], limits: Limits, log_name: str, unsafe: bool | None, runner: Runner,
+    payload: bytes, cmd: list[str], limits: Limits, log_name: str, unsafe: bool, runner: Runner,
 ) -> tuple[SandboxResult, bytes, list[str], str]:
     """The worker's side: unpack, run in the sandbox, pack what changed. Returns
     (result, changed files as a `pack` archive, deleted files, the worker's folder)."""
@@ -151,10 +163,12 @@ def run_shipped(
         unpack(payload, work)
         before = snapshot(work)
         result = runner(_local_python(cmd), work, limits, log_name=log_name, unsafe_no_sandbox=unsafe)
-        after = snapshot(work)
-        changed = [rel for rel, sig in after.items() if before.get(rel) != sig]
-        deleted = [rel for rel in before if rel not in after]
-        return result, pack(work, changed), deleted, str(work)
+        try:
+            after = snapshot(work)
+            changed = [rel for rel, sig in after.items() if before.get(rel) != sig]
+            return result, pack(work, changed), [rel for rel in before if rel not in after], str(work)
+        except files.UnsafeFile as e:  # the run's own scan should have repaired this; never ship it
+            return result.model_copy(update={"violation": str(e)}), pack(work, []), [], str(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -190,9 +204,11 @@ class RayExecutor:
 
     def __init__(
         self, address: str | None = None, *, runner: Runner | None = None, init_kwargs: dict[str, Any] | None = None,
-        ship_code: bool | None = None, grace_s: float = 3600.0,
+        ship_code: bool | None = None, grace_s: float = 3600.0, unsafe_no_sandbox: bool = False,
+        audit_log: Path | None = None,
     ):
         self.ray = import_ray()
+        self.unsafe_no_sandbox, self.audit_log = unsafe_no_sandbox, audit_log
         self.address = address
         self.runner = runner or sandbox.run
         self.init_kwargs = init_kwargs or {}
@@ -244,14 +260,16 @@ class RayExecutor:
         self._connect()
         self._check_fits(cpus, gpus)
         workdir = Path(workdir)
-        payload = pack(workdir, snapshot(workdir))
+        try:
+            payload = pack(workdir, snapshot(workdir))
+        except files.UnsafeFile as e:
+            return _lost(str(e)).model_copy(update={"violation": e.reason, "message": f"not shipped: {e}"})
         if len(payload) > MAX_SHIP_BYTES:
             raise ConfigError(f"{workdir} is {len(payload) >> 20} MB compressed, too big to ship to Ray "
                               "workers; keep datasets and checkpoints out of the template folder")
-        unsafe = True if sandbox.unsafe_default() else None  # the worker does not share our environment
         ray = self.ray
         ref = self._task.options(num_cpus=cpus, num_gpus=gpus, max_retries=RETRIES, retry_exceptions=False).remote(
-            ray.put(payload), cmd, limits, log_name, unsafe, self.runner)
+            ray.put(payload), cmd, limits, log_name, self.unsafe_no_sandbox, self.runner)
         wait_s = limits.timeout_s * (RETRIES + 1) + self.grace_s
         try:
             result, changed, deleted, remote_dir = ray.get(ref, timeout=wait_s)
@@ -266,21 +284,28 @@ class RayExecutor:
             log.warning("run %s lost on the Ray cluster after a retry: %s", log_name, type(e).__name__)
             return _lost(f"{type(e).__name__} (tried {RETRIES + 1} times)")
         refused = unpack(changed, workdir)
-        if refused:
-            log.warning("run %s: refused unsafe paths from the worker: %s", log_name, refused[:5])
         _remove(workdir, deleted)
+        if refused:  # a worker that ships links or devices back is not to be trusted with this run
+            result = result.model_copy(update={"violation": f"the worker sent back unsafe entries: {refused[:5]}"})
+        try:
+            files.scan(workdir)  # unpacking must not have left anything a run may not leave
+        except files.UnsafeFile as e:
+            result = result.model_copy(update={"violation": e.reason})
+        if self.audit_log is not None:
+            sandbox.audit(self.audit_log, log_name, cmd, result)
         return result.model_copy(update={
             "stdout_path": result.stdout_path.replace(remote_dir, str(workdir.resolve()), 1),
             "stderr_path": result.stderr_path.replace(remote_dir, str(workdir.resolve()), 1),
         })
 
 
-def make_executor(kind: str, ray_address: str | None = None) -> Executor:
+def make_executor(kind: str, ray_address: str | None = None, *, unsafe_no_sandbox: bool = False,
+                  audit_log: Path | None = None) -> Executor:
     """`local` (default) or `ray`; a bad name or a missing Ray is a one-line UserError."""
     if kind == "local":
         if ray_address:
             raise ConfigError("--ray-address needs --executor ray")
-        return LocalExecutor()
+        return LocalExecutor(unsafe_no_sandbox, audit_log)
     if kind == "ray":
-        return RayExecutor(ray_address)
+        return RayExecutor(ray_address, unsafe_no_sandbox=unsafe_no_sandbox, audit_log=audit_log)
     raise ConfigError(f"unknown executor {kind!r}: use local or ray")

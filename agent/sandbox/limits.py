@@ -52,10 +52,14 @@ class SandboxResult(BaseModel):
     stderr_path: str
     sandboxed: bool
     message: str = Field("", description="One line: why the run was stopped, if it was.")
+    violation: str = Field("", description="What the run left that it may not (an unlistable folder, git "
+                           "metadata, a tree past its caps); a run with one has failed.")
+    cleaned: str = Field("", description="What the post-run scan removed or repaired (links, special files, "
+                         "setuid bits).")
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and self.killed_for is None
+        return self.exit_code == 0 and self.killed_for is None and not self.violation
 
     def error_tail(self, lines: int = 40) -> str:
         """The reason and the last `lines` lines of stderr (or stdout), for feeding back to the brain."""

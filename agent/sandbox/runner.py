@@ -34,7 +34,6 @@ import os
 import re
 import select
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -45,9 +44,11 @@ from pathlib import Path
 from typing import IO
 
 from agent.errors import ConfigError
+from agent.sandbox import files
 from agent.sandbox.bwrap import (
     SANDBOX_UID,
     SYSTEM_DIRS,
+    binds,
     bwrap_argv,
     check_bwrap_works,
     data_fd,
@@ -57,15 +58,15 @@ from agent.sandbox.bwrap import (
     sandbox_env,
 )
 from agent.sandbox.cgroup import PidsCgroup
+from agent.sandbox.identity import DEDICATED_UID, dropuid_argv, isolation, staged, staging
 from agent.sandbox.limits import KilledFor, Limits, SandboxResult
 from agent.sandbox.watchdog import TICK_S, Watchdog
 
 # The launcher's source, run as `python -I -S -c`: inside the sandbox nothing is imported from disk.
 LAUNCHER = (Path(__file__).with_name("launcher.py")).read_text()
-UNSAFE_ENV = "AI_SCIENTIST_UNSAFE_NO_SANDBOX"
 UNSAFE_WARNING = (
     "WARNING: running LLM-written code WITHOUT a sandbox (--unsafe-no-sandbox / "
-    f"{UNSAFE_ENV}=1): it can read your files and keys, use the network and write anywhere you can. "
+    "AI_SCIENTIST_UNSAFE_NO_SANDBOX=1): it can read your files and keys, use the network and write anywhere you can. "
     "Only rlimits, the timeout and the process-group kill apply."
 )
 log = logging.getLogger(__name__)
@@ -81,10 +82,6 @@ _FORK_ERRORS = re.compile(r"fork.*Resource temporarily unavailable|BlockingIOErr
 def python_executable() -> str:
     """The interpreter to use inside the sandbox: this one (its prefixes are bound read-only)."""
     return sys.executable
-
-
-def unsafe_default() -> bool:
-    return os.environ.get(UNSAFE_ENV, "").strip().lower() in {"1", "true", "yes"}
 
 
 def _rlimits(limits: Limits, *, address_limit: bool, nproc: bool) -> dict[str, tuple[int, int]]:
@@ -122,9 +119,11 @@ def _warn_no_process_cap() -> None:
 
 def _validate_paths(workdir: Path, extra_ro: Sequence[Path]) -> tuple[Path, list[Path]]:
     """The work folder and read-only extras, resolved; refuse those that would open up the machine."""
-    workdir = workdir.resolve()
+    workdir = Path(os.path.abspath(workdir))
     if not workdir.is_dir():
         raise ConfigError(f"sandbox work folder {workdir} is not a directory: create it first")
+    if workdir.resolve() != workdir:  # e.g. a `paper` folder that an earlier run swapped for a link
+        raise ConfigError(f"sandbox work folder {workdir} has a symlink in its path; give its real path")
     home = Path.home().resolve()
     if (
         home.is_relative_to(workdir)
@@ -150,33 +149,6 @@ def _tail(f: IO[bytes]) -> str:
         start = max(0, size - TAIL_BYTES)
         return os.pread(f.fileno(), size - start, start).decode("utf-8", errors="replace")
     return ""
-
-
-def read_output(workdir: Path, relpath: str | Path, max_bytes: int = 64 * 2**20) -> bytes:
-    """Read a file that a sandboxed run left in `workdir` (final_info.json, a figure, a log),
-    refusing what could trick the orchestrator into reading for the run: a symlink (the run can
-    point one at ~/.ssh/id_rsa, which it cannot read but we can), a path that leaves `workdir`,
-    a FIFO or device, a file over `max_bytes`. Raises OSError (PermissionError) on those."""
-    workdir = Path(workdir).resolve()
-    target = workdir / relpath
-    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not Path(os.readlink(f"/proc/self/fd/{fd}")).is_relative_to(workdir) or not stat.S_ISREG(
-            st.st_mode
-        ):
-            raise PermissionError(f"{target}: not a regular file inside {workdir}; not reading it")
-        if st.st_size > max_bytes:
-            raise PermissionError(f"{target}: {st.st_size} bytes, more than the {max_bytes} allowed")
-        chunks, size = [], 0
-        while chunk := os.read(fd, min(2**20, max_bytes + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_bytes:
-                raise PermissionError(f"{target}: grew past the {max_bytes} bytes allowed")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _wait(pid: int, pidfd: int | None, timeout: float, *, block: bool = False) -> int | None:
@@ -236,16 +208,19 @@ def run(
     extra_ro: Sequence[Path] = (),
     log_dir: Path | None = None,
     log_name: str = "sandbox",
-    unsafe_no_sandbox: bool | None = None,
+    unsafe_no_sandbox: bool = False,
+    audit_log: Path | None = None,
 ) -> SandboxResult:
-    """Run `cmd` in `workdir` under bubblewrap and `limits`; wait for it; report what happened.
+    """Run `cmd` in `workdir` under bubblewrap and `limits`; wait for it; scan what it left; report.
 
     stdout and stderr go to `log_dir/<log_name>.stdout.log` and `.stderr.log` (log_dir defaults
-    to workdir). Raises ToolMissing when bwrap is absent and `unsafe_no_sandbox` is off (its
-    default is the AI_SCIENTIST_UNSAFE_NO_SANDBOX environment variable)."""
+    to workdir). Afterwards `files.scan` repairs the folder (links and special files removed,
+    setuid bits cleared) and a folder the run made unlistable, or git metadata, makes the result
+    a failure (`violation`). Each command adds one line to `audit_log`. Raises ToolMissing when
+    bwrap is absent and `unsafe_no_sandbox` is off."""
     if not cmd:
         raise ConfigError("sandbox.run: empty command")
-    unsafe = unsafe_default() if unsafe_no_sandbox is None else unsafe_no_sandbox
+    unsafe = unsafe_no_sandbox
     workdir, extra_ro = _validate_paths(Path(workdir), extra_ro)
     log_dir = Path(log_dir).resolve() if log_dir else workdir
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -257,6 +232,7 @@ def run(
     cgroup = PidsCgroup.create(limits.max_procs + (1 if unsafe else 2))
     if cgroup is None and os.geteuid() == 0:
         _warn_no_process_cap()
+    dedicated = not unsafe and isolation().mode == "dedicated-uid"
 
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: cgroup and cgroup.remove())
@@ -273,45 +249,51 @@ def run(
             fds = {dest: data_fd(text) for dest, text in etc_files(SANDBOX_UID, SANDBOX_UID).items()}
             for fd in fds.values():
                 stack.callback(os.close, fd)
-            argv = bwrap_argv(bwrap, workdir, extra_ro, limits, gpus, fds) + [
-                "--",
-                *_launcher_argv(cmd, rlimits, reap=False),
-            ]
-        if cgroup is not None:  # join the cgroup before bwrap starts, so every process lands in it
+            launcher = ["--", *_launcher_argv(cmd, rlimits, reap=False)]
+            if dedicated:
+                files.scan(workdir, owner=(DEDICATED_UID, DEDICATED_UID))  # the run may write its folder
+                stage = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ai-scientist-stage-")))
+                sources = staging([d for d, _ in binds(workdir, extra_ro)] + [Path(dev) for dev in gpus])
+                inner = bwrap_argv(bwrap, workdir, extra_ro, limits, gpus, fds,
+                                   {d: staged(stage, i) for i, d in enumerate(sources)}) + launcher
+                argv = dropuid_argv(inner, sources, stage, cgroup.procs_file if cgroup else None)
+            else:
+                argv = bwrap_argv(bwrap, workdir, extra_ro, limits, gpus, fds) + launcher
+        if cgroup is not None and not dedicated:  # join the cgroup first, so every process lands in it
             argv = ["/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', str(cgroup.procs_file), *argv]
         full_env = sandbox_env(env, home=home, sandboxed=not unsafe, address_limit=address_limit)
         out, err = (stack.enter_context(open(p, "w+b")) for p in paths)  # w+: tails are read back via the fd
         result = _supervise(
             argv, workdir, full_env, list(fds.values()), out, err, paths, limits, cgroup, unsafe
         )
-    drop_escaping_links(workdir)
-    _audit(log_name, cmd, result)
+    result = _after(result, workdir)
+    if audit_log is not None:
+        audit(audit_log, log_name, cmd, result)
     return result
 
 
-def drop_escaping_links(workdir: Path) -> list[Path]:
-    """Delete symlinks the run left that point outside its folder: anything that later copies
-    the folder (plots into the paper, the paper into the archive) would follow them."""
-    dropped = []
-    for path in workdir.rglob("*"):
-        if path.is_symlink() and not path.resolve().is_relative_to(workdir):
-            path.unlink()
-            dropped.append(path)
-    return dropped
+def _after(result: SandboxResult, workdir: Path) -> SandboxResult:
+    """Scan and repair the folder the run left; a violation makes the run a failure."""
+    try:
+        report = files.scan(workdir)
+    except files.UnsafeFile as e:
+        return result.model_copy(update={"violation": e.reason, "message": f"the run left {e.reason}"})
+    if report.removed or report.cleared:
+        log.warning("sandbox: after %s: %s", workdir.name, report.summary())
+    return result.model_copy(update={"cleaned": report.summary()})
 
 
-def _audit(log_name: str, cmd: Sequence[str], result: SandboxResult) -> None:
-    """One JSON line per sandboxed command in $AI_SCIENTIST_SANDBOX_LOG (the run's audit trail,
-    also how bench/pipeline.py separates sandbox time from orchestration time)."""
-    path = os.environ.get("AI_SCIENTIST_SANDBOX_LOG")
-    if not path:
-        return
+def audit(path: Path, log_name: str, cmd: Sequence[str], result: SandboxResult) -> None:
+    """One JSON line per sandboxed command: the run's audit trail (bench/pipeline.py also reads
+    it to tell sandbox time from orchestration time)."""
     row = {
         "name": log_name,
         "cmd": list(cmd[:3]),
         "wall_s": round(result.wall_s, 3),
         "exit_code": result.exit_code,
         "killed_for": result.killed_for,
+        "violation": result.violation or None,
+        "cleaned": result.cleaned or None,
         "time": time.time(),
     }
     with open(path, "a") as f:

@@ -11,7 +11,8 @@ what `template.toml` declares.
 | figures | `plot.py` in the sandbox | a declared figure is missing, or an undeclared one appears |
 
 Every failure is one `TemplateError` line that names the file and field and says what to
-change. What the run wrote is read through `read_output` (no links, size-capped).
+change. What the runs wrote is read through `agent.sandbox.files` (no links, size and depth
+caps); the code is read from the template itself, never from the copy the sandbox ran in.
 """
 
 from __future__ import annotations
@@ -29,16 +30,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.errors import TemplateError
+from agent.sandbox import files
 from agent.sandbox.executors import Executor, LocalExecutor
 from agent.sandbox.limits import Limits
-from agent.sandbox.runner import python_executable, read_output
+from agent.sandbox.runner import python_executable
 from agent.template.contract import FIGURES_HINT, Knob, Template, check_final_info, load_template
 from agent.template.knobs import constant_value, parse_flag_value
 from agent.template.run import experiment_cmd, limits_for
 
 FIGURES_DIR = "figures"
 DATASETS_RUN = "check_datasets"  # not `run_*`, so plot.py never mistakes it for a run
-JSON_CAP = 16 * 2**20
 
 
 class CheckReport(BaseModel):
@@ -61,7 +62,10 @@ def check_template(
     executor = executor or LocalExecutor()
     with tempfile.TemporaryDirectory(prefix=f"check-{tpl.name}-") as tmp:
         work = Path(tmp) / tpl.name
-        shutil.copytree(tpl.path, work, ignore=shutil.ignore_patterns("__pycache__", "run_*"))
+        # no run_* or figures of the author's own: stale outputs must not pass for fresh ones
+        shutil.copytree(
+            tpl.path, work, ignore=shutil.ignore_patterns("__pycache__", "run_*", ".git", FIGURES_DIR)
+        )
         check_knobs(tpl, executor, work)
         exp_s = _run(executor, tpl, work, experiment_cmd(tpl, scale, "run_0"), limits_for(tpl, scale), "run")
         info = check_final_info(
@@ -69,13 +73,12 @@ def check_template(
         )
         check_defaults(tpl, work, "run_0")
         datasets_s = check_datasets(tpl, executor, work, scale)
-        (work / "labels.json").write_text(json.dumps({"run_0": "Baseline"}))
-        shutil.rmtree(work / FIGURES_DIR, ignore_errors=True)  # stale PNGs copied with the template
+        files.write_text(work, "labels.json", json.dumps({"run_0": "Baseline"}))
         plot_cmd = [python_executable(), "plot.py", "--labels", "labels.json", "--out_dir", FIGURES_DIR]
         plot_s = _run(executor, tpl, work, plot_cmd, Limits(timeout_s=180), "run", what="plot.py", log="plot")
         figures = check_figures(tpl, work)
         if keep is not None:
-            shutil.copytree(work, keep, dirs_exist_ok=True)
+            files.copy_tree(work, ".", keep, ".")
     primary = tpl.primary.name
     return CheckReport(
         template=tpl.name,
@@ -91,7 +94,7 @@ def check_template(
 def check_knobs(tpl: Template, executor: Executor, work: Path) -> None:
     """Every knob must reach experiment.py: a flag its argparse accepts (seen in `--help`, run in
     the sandbox), or a module-level `NAME = <default>` line (read, never imported)."""
-    code = (work / "experiment.py").read_text()
+    code = (tpl.path / "experiment.py").read_text()
     for knob in tpl.knobs:
         if knob.constant:
             found = constant_value(code, knob.constant)
@@ -112,7 +115,7 @@ def check_knobs(tpl: Template, executor: Executor, work: Path) -> None:
         result = executor.run(
             [python_executable(), "experiment.py", "--help"], work, Limits(timeout_s=60), log_name="help"
         )
-        usage = read_output(work, "help.stdout.log").decode(errors="replace") if result.ok else ""
+        usage = files.read_text(work, "help.stdout.log") if result.ok else ""
         for knob in flags:
             if not re.search(rf"{re.escape(knob.flag)}\b", usage):  # type: ignore[arg-type]
                 raise TemplateError(
@@ -185,11 +188,11 @@ def check_defaults(tpl: Template, work: Path, run: str) -> None:
     under the knob's name (or its constant's), else what a dry parse of experiment.py finds.
     Otherwise every run of a study would be compared with a baseline that is not the declared one."""
     config: Any = {}
-    if (work / run / "config.json").is_file():
+    if files.kind(work, f"{run}/config.json") is not None:
         config = _read_json(tpl, work, f"{run}/config.json")
     if not isinstance(config, dict):
         raise TemplateError(f"{run}/config.json", "top level", "must be an object of setting -> value")
-    code = (work / "experiment.py").read_text()
+    code = (tpl.path / "experiment.py").read_text()
     for knob in tpl.knobs:
         keys = [k for k in (knob.constant, knob.name, (knob.flag or "").lstrip("-")) if k]
         key = next((k for k in keys if k in config), None)
@@ -246,8 +249,7 @@ def check_datasets(tpl: Template, executor: Executor, work: Path, scale: str) ->
 
 def check_figures(tpl: Template, work: Path) -> list[str]:
     """The PNGs plot.py wrote must be exactly the declared ones."""
-    out = work / FIGURES_DIR
-    written = sorted(p.name for p in out.glob("*.png")) if out.is_dir() else []
+    written = files.list_files(work, FIGURES_DIR, (".png",)) if files.kind(work, FIGURES_DIR) == "dir" else []
     declared = [f.file for f in tpl.figures]
     undeclared = [f for f in written if f not in declared]
     missing = [f for f in declared if f not in written]
@@ -274,10 +276,10 @@ def check_figures(tpl: Template, work: Path) -> list[str]:
 
 def _read_json(tpl: Template, work: Path, rel: str) -> Any:
     try:
-        return json.loads(read_output(work, rel, max_bytes=JSON_CAP))
+        return files.read_json(work, rel)
     except FileNotFoundError:
         raise TemplateError(str(tpl.path / "experiment.py"), "output", f"wrote no {rel}") from None
-    except (OSError, ValueError, RecursionError) as e:
+    except (OSError, files.UnsafeFile) as e:
         raise TemplateError(rel, "json", str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 

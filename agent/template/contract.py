@@ -163,9 +163,17 @@ class Template(BaseModel):
     knobs: list[Knob] = Field(min_length=1)
     figures: list[Figure] = Field(min_length=1)
     """Every PNG `plot.py` writes; `template check` fails on a missing or an undeclared one."""
+    editable: list[str] = Field(
+        default_factory=list,
+        description="Files besides experiment.py and plot.py that a brain may edit (plain relative paths).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Template:
+        for rel in self.editable:
+            parts = Path(rel).parts
+            if not parts or Path(rel).is_absolute() or any(p.startswith(".") for p in parts):
+                raise ValueError(f"editable: {rel!r} must be a plain relative path, not a dot-file")
         primaries = [m for m in self.metrics if m.primary]
         if len(primaries) != 1:
             raise ValueError(f"exactly one metric must be primary, found {len(primaries)}")
@@ -191,6 +199,11 @@ class Template(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("knob names must be unique")
         return self
+
+    @property
+    def editable_files(self) -> list[str]:
+        """What a brain may edit in an idea's work folder: never a dot-file, never git metadata."""
+        return ["experiment.py", "plot.py", *self.editable]
 
     @property
     def primary(self) -> Metric:

@@ -6,6 +6,7 @@ fire, a control runs the same script with --unsafe-no-sandbox."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import stat
 import sys
@@ -14,7 +15,7 @@ import tomllib
 
 import pytest
 
-from agent.sandbox import runner as sandbox
+from agent.sandbox import files
 from agent.sandbox.limits import Limits
 from tests.sandbox.hostile import CANARY, Site, assert_contained, marker, run_script
 
@@ -305,27 +306,31 @@ os.symlink(os.path.dirname(secret), "sub/up")
 
 def test_symlinks_left_by_the_run_do_not_make_the_orchestrator_read_secrets(site: Site):
     """The run cannot read ~/.ssh/id_rsa, but it can leave a symlink to it where the orchestrator
-    will read its logs and results. The tails come from our own descriptors, and `read_output`
-    refuses links, FIFOs and paths that leave the work folder."""
+    will read its logs and results. The tails come from our own descriptors, every link and FIFO
+    is removed as the run ends, and `files.read_bytes` refuses links, FIFOs and paths that leave
+    the work folder."""
     key = site.home / ".ssh" / "id_rsa"
     result = run_script(site, DECOYS, QUICK, str(key))
     assert result.ok, result.error_tail()
     assert CANARY not in result.stdout_tail + result.stderr_tail
-    # links that leave the work folder are deleted as the run ends, before anything copies it
+    # links and special files are deleted as the run ends, before anything copies the folder
     assert not (site.workdir / "final_info.json").is_symlink()
     assert not (site.workdir / "sub" / "up").is_symlink()
+    assert not (site.workdir / "results.fifo").exists()
+    assert "removed" in result.cleaned
     (site.workdir / "inside.json").write_text("{}")
     (site.workdir / "final_info.json").symlink_to(site.workdir / "inside.json")  # even an inner link
+    os.mkfifo(site.workdir / "results.fifo")
+    (site.workdir / "sub" / "up").symlink_to(key.parent)
     for name in (
         "final_info.json",
-        "sandbox.stdout.log",
         "results.fifo",
         "sub/up/id_rsa",
         "../../../../home/.ssh/id_rsa",
     ):
-        with pytest.raises(OSError):
-            sandbox.read_output(site.workdir, name)
+        with pytest.raises(files.UnsafeFile):
+            files.read_bytes(site.workdir, name)
     (site.workdir / "ok.json").write_text("{}")
-    assert sandbox.read_output(site.workdir, "ok.json") == b"{}"
-    with pytest.raises(PermissionError, match="more than"):
-        sandbox.read_output(site.workdir, "ok.json", max_bytes=1)
+    assert files.read_bytes(site.workdir, "ok.json") == b"{}"
+    with pytest.raises(files.UnsafeFile, match="more than"):
+        files.read_bytes(site.workdir, "ok.json", limit=1)

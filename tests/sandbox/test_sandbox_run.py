@@ -44,9 +44,8 @@ def test_missing_bwrap_raises_tool_missing(tmp_path: Path, monkeypatch: pytest.M
         sandbox.run(["true"], tmp_path)
 
 
-def test_unsafe_mode_can_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd):
-    monkeypatch.setenv(sandbox.UNSAFE_ENV, "1")
-    result = sandbox.run(["true"], tmp_path)
+def test_unsafe_mode_is_an_explicit_argument(tmp_path: Path, capfd):
+    result = sandbox.run(["true"], tmp_path, unsafe_no_sandbox=True)
     assert result.ok and not result.sandboxed
     assert "WITHOUT a sandbox" in capfd.readouterr().err
 

@@ -1,4 +1,6 @@
 // Sorting and filtering for the archive's paper tables. Vanilla JS, works from file://.
+// All behaviour lives here, bound with addEventListener: the pages have no inline script or
+// handler, so they run under a Content-Security-Policy of script-src 'self'.
 (function () {
   "use strict";
 
@@ -69,6 +71,9 @@
     });
     list.renumber();
   }
+
+  var form = document.getElementById("filters");
+  if (form) form.addEventListener("submit", function (e) { e.preventDefault(); }); // filtering is live
 
   ["f-template", "f-decision", "f-from", "f-to", "f-q"].forEach(function (id) {
     var el = document.getElementById(id);

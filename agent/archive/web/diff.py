@@ -1,15 +1,22 @@
-"""Unified-diff helpers: a `git diff --stat`-like summary, and line kinds for colouring."""
+"""Unified-diff helpers on unidiff: a `git diff --stat`-like summary, and line kinds for colouring.
+
+unidiff reads each hunk by the line counts in its header, so a removed line that itself
+starts with `--- ` is never mistaken for the next file's header. A diff it refuses (cut
+short, edited by hand) still shows: its lines are then coloured by their first character
+alone, and it has no summary.
+"""
 
 from __future__ import annotations
 
-import re
+import io
 from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel
+from unidiff import LINE_TYPE_ADDED, LINE_TYPE_REMOVED, PatchSet, UnidiffParseError
 
 LineKind = Literal["file", "hunk", "add", "del", "ctx"]
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+_HEADERS = ("diff ", "--- ", "+++ ", "index ", "new file", "deleted file")
 
 
 class FileStat(BaseModel):
@@ -18,52 +25,38 @@ class FileStat(BaseModel):
     removed: int = 0
 
 
-def _path_of(header: str) -> str:
-    """`+++ b/experiment.py` -> `experiment.py` (`/dev/null` for a deleted file)."""
-    path = header[4:].split("\t", 1)[0].strip()
-    return path[2:] if path[:2] in ("a/", "b/") else path
+def _patch(diff: str) -> PatchSet | None:
+    try:
+        return PatchSet(diff)
+    except UnidiffParseError:
+        return None
 
 
 def classify(diff: str) -> Iterator[tuple[LineKind, str]]:
-    """Each line of a unified diff with its kind.
-
-    Hunk headers give the line counts, so a removed line that itself starts with `--- `
-    is never mistaken for the next file's header.
-    """
-    old_left = new_left = 0  # lines still expected in the current hunk
-    for line in diff.splitlines():
-        if old_left > 0 or new_left > 0:
-            if line.startswith("+"):
-                new_left -= 1
-                yield "add", line
-            elif line.startswith("-"):
-                old_left -= 1
-                yield "del", line
-            else:
-                if not line.startswith("\\"):  # "\ No newline at end of file" counts for neither side
-                    old_left, new_left = old_left - 1, new_left - 1
-                yield "ctx", line
-        elif m := _HUNK.match(line):
-            old_left, new_left = int(m.group(1) or 1), int(m.group(2) or 1)
-            yield "hunk", line
-        elif line.startswith(("diff ", "--- ", "+++ ", "index ", "new file", "deleted file")):
+    """Each line of a unified diff (split at `\\n`, as unidiff splits it) with its kind."""
+    patch = _patch(diff)
+    kinds: dict[int, LineKind] = {}  # diff line number (from 1) -> kind, for lines inside hunks
+    for file in patch or []:
+        for hunk in file:
+            for line in hunk:
+                kinds[line.diff_line_no] = {LINE_TYPE_ADDED: "add", LINE_TYPE_REMOVED: "del"}.get(
+                    line.line_type, "ctx"
+                )
+    for number, line in enumerate(io.StringIO(diff), 1):
+        line = line.rstrip("\r\n")
+        if number in kinds:
+            yield kinds[number], line
+        elif line.startswith(_HEADERS):
             yield "file", line
+        elif line.startswith("@@"):
+            yield "hunk", line
+        elif patch is None and line[:1] in ("+", "-"):  # refused by unidiff: the first character decides
+            yield ("add" if line[0] == "+" else "del"), line
         else:
             yield "ctx", line
 
 
 def diff_stat(diff: str) -> list[FileStat]:
-    """Lines added and removed per file (git or plain `diff -u` output)."""
-    stats: list[FileStat] = []
-    old_path = ""
-    for kind, line in classify(diff):
-        if kind == "file" and line.startswith("--- "):
-            old_path = _path_of(line)
-        elif kind == "file" and line.startswith("+++ "):
-            new_path = _path_of(line)
-            stats.append(FileStat(path=old_path if new_path == "/dev/null" else new_path))
-        elif kind == "add" and stats:
-            stats[-1].added += 1
-        elif kind == "del" and stats:
-            stats[-1].removed += 1
-    return stats
+    """Lines added and removed per file (git or plain `diff -u` output); binary files and
+    renames are listed with 0 and 0."""
+    return [FileStat(path=f.path, added=f.added, removed=f.removed) for f in _patch(diff) or []]

@@ -11,11 +11,7 @@ plus `ideas_reflect`, `meta_review_reflect` and `write_section:<section>`.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import re
-import threading
-from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
 
@@ -53,6 +49,7 @@ from agent.models import (
     Review,
     RunRecord,
 )
+from agent.paper import bibtex
 from agent.paper import figures as declared_figures
 
 ERROR_TAIL_CHARS = 3000
@@ -60,7 +57,6 @@ PAPER_CHARS = 60_000  # a review reads the whole paper, up to ~15k tokens
 MAX_CITATIONS = 8
 TEX_CONTEXT_LINES = 12
 
-_idea: contextvars.ContextVar[str] = contextvars.ContextVar("ai_scientist_idea", default="")
 
 # ------------------------------------------------------------------ answer shapes (JSON from the model)
 
@@ -142,47 +138,11 @@ _INCLUDE = re.compile(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}")
 
 
 class LLMBrain:
-    """The `Brain` protocol over an `LLMClient`; tags ledger rows with the current idea."""
+    """The `Brain` protocol over an `LLMClient`; each call's ledger row names the idea it is for."""
 
     def __init__(self, client: LLMClient):
         self.client = client
-        self.ledger = client.ledger
-        self.info = BrainInfo(kind="llm", model=client.model)
-        self._titles: dict[str, str] = {}  # normalised idea or paper title -> idea name
-        self._titles_lock = threading.Lock()
-
-    # ------------------------------------------------------------------ idea tagging
-
-    @contextlib.contextmanager
-    def idea_scope(self, name: str) -> Iterator[None]:
-        """Tag calls without an idea in their arguments (review, fix_latex) with `name`."""
-        token = _idea.set(name)
-        try:
-            yield
-        finally:
-            _idea.reset(token)
-
-    def _tag(self, idea: Idea | None, text: str = "") -> str:
-        """The idea a call is for: from its context, else the current scope, else the title
-        of a paper this brain has seen in `text` (a review node gets only the paper's text)."""
-        if idea is not None:
-            self._remember(idea.title, idea.name)
-            _idea.set(idea.name)
-            return idea.name
-        name = _idea.get() or self._idea_in(text)
-        if name:
-            _idea.set(name)  # so the meta-review after these reviews is tagged too
-        return name
-
-    def _remember(self, title: str, name: str) -> None:
-        with self._titles_lock:
-            self._titles[_words(title)] = name
-
-    def _idea_in(self, text: str) -> str:
-        head = _words(text[:3000])
-        with self._titles_lock:
-            found = [(len(t), name) for t, name in self._titles.items() if t and t in head]
-        return max(found)[1] if found else ""
+        self.info = BrainInfo(kind="llm", model=client.model, concurrent=True)
 
     # ------------------------------------------------------------------ ideation
 
@@ -224,14 +184,14 @@ class LLMBrain:
         return out[: ctx.num_ideas]
 
     def novelty(self, idea: Idea, hits: list[LiteratureHit]) -> NoveltyDecision:
-        tag = self._tag(idea)
+        tag = idea.name
         system, user = render("novelty", idea=idea_brief(idea), hits=hits_brief(hits))
         return self.client.complete("novelty", system, user, NoveltyDecision, idea=tag, max_tokens=600)
 
     # ------------------------------------------------------------------ experiments
 
     def next_run(self, ctx: ExperimentContext) -> PlannedRun | None:
-        tag = self._tag(ctx.idea)
+        tag = ctx.idea.name
         if len(ctx.history) >= ctx.max_runs:
             return None
         system, user = render(
@@ -253,7 +213,7 @@ class LLMBrain:
         return ans.run.planned()
 
     def fix_run(self, ctx: ExperimentContext, failed: RunRecord, error_tail: str) -> PlannedRun:
-        tag = self._tag(ctx.idea)
+        tag = ctx.idea.name
         system, user = render(
             "fix_run",
             idea=idea_brief(ctx.idea),
@@ -269,7 +229,7 @@ class LLMBrain:
     # ------------------------------------------------------------------ figures
 
     def plot_plan(self, ctx: PaperContext) -> PlotPlan:
-        tag = self._tag(ctx.idea)
+        tag = ctx.idea.name
         runs = "\n".join(
             [f"- run_0: baseline | {results_brief(ctx.baseline)}"]
             + [f"- {r.name}: {r.planned.description} | {'ok' if r.ok else 'FAILED'}" for r in ctx.runs]
@@ -282,10 +242,10 @@ class LLMBrain:
         return PlotPlan(labels=dict(sorted(labels.items(), key=lambda kv: _run_index(kv[0]))), edits=plan.edits)
 
     def describe_figures(self, ctx: PaperContext, files: list[str]) -> list[FigureNote]:
-        """The model describes every figure from the template's declarations and the analysis;
-        a declared figure keeps the caption written from its declaration, so that the caption
-        always matches what plot.py draws."""
-        tag = self._tag(ctx.idea)
+        """The model describes every figure from the template's declarations; a declared figure
+        keeps the caption written from its declaration, so that the caption always matches what
+        plot.py draws."""
+        tag = ctx.idea.name
         if not files:
             return []
         analysis = paper_analysis(ctx)
@@ -310,7 +270,7 @@ class LLMBrain:
     # ------------------------------------------------------------------ writing
 
     def write_section(self, ctx: PaperContext, section: str, written: dict[str, str]) -> str:
-        tag = self._tag(ctx.idea)
+        tag = ctx.idea.name
         title = written.get("title") or ctx.idea.title
         system, user = render(
             "write_section",
@@ -336,11 +296,10 @@ class LLMBrain:
         if section != "title":
             return _strip_heading(text)
         title = _strip_heading(text).strip().strip('"')
-        self._remember(title, tag)
         return title
 
     def citations(self, ctx: PaperContext) -> list[Citation]:
-        tag = self._tag(ctx.idea)
+        tag = ctx.idea.name
         have = set(ctx.bib_keys)
         candidates = [h for h in ctx.literature if h.bibtex.strip()]
         if not candidates:
@@ -359,14 +318,15 @@ class LLMBrain:
         ans = self.client.complete("citations", system, user, CitationList, idea=tag, max_tokens=400 * MAX_CITATIONS)
         out, seen = [], set(have)
         for c in ans.citations:
-            if c.key in seen or not c.bibtex.lstrip().startswith("@") or c.key not in c.bibtex:
+            entries = bibtex.parse(c.bibtex)  # LLM-written: one well-formed entry under the key it names
+            if c.key in seen or len(entries) != 1 or entries[0].key != c.key:
                 continue
             seen.add(c.key)
-            out.append(c)
+            out.append(Citation(key=c.key, bibtex=entries[0].raw))
         return out[:MAX_CITATIONS]
 
-    def fix_latex(self, tex: str, log_tail: str) -> list[Edit]:
-        tag = self._tag(None)
+    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[Edit]:
+        tag = idea
         where, excerpt = _tex_excerpt(tex, log_tail)
         system, user = render("fix_latex", log=tail(log_tail, ERROR_TAIL_CHARS), where=where, tex=excerpt)
 
@@ -380,7 +340,7 @@ class LLMBrain:
         return [Edit(path="paper.tex", search=e.search, replace=e.replace) for e in ans.edits]
 
     def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
-        tag = self._tag(ctx.idea)
+        tag = ctx.idea.name
         system, user = render(
             "fix_numbers",
             section=section,
@@ -395,13 +355,13 @@ class LLMBrain:
 
     # ------------------------------------------------------------------ review
 
-    def review(self, paper_text: str) -> Review:
-        tag = self._tag(None, paper_text)
+    def review(self, paper_text: str, *, idea: str = "") -> Review:
+        tag = idea
         system, user = render("review", paper=paper_text[:PAPER_CHARS])
         return self.client.complete("review", system, user, Review, idea=tag, max_tokens=2000)
 
-    def meta_review(self, reviews: list[Review]) -> Review:
-        tag = self._tag(None)
+    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
+        tag = idea
         if len(reviews) == 1:
             return reviews[0]
         listing = "\n".join(f"[{i}] {r.model_dump_json()}" for i, r in enumerate(reviews, 1))
@@ -413,7 +373,7 @@ class LLMBrain:
         return self.client.complete("meta_review_reflect", system, user, Review, idea=tag, max_tokens=2000)
 
     def revise(self, ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:
-        tag = self._tag(ctx.idea)
+        tag = ctx.idea.name
         system, user = render(
             "revise",
             weaknesses="\n".join(f"- {w}" for w in review.weaknesses) or "(none)",
@@ -430,11 +390,6 @@ class LLMBrain:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _words(text: str) -> str:
-    """Lower-case words only, so a title matches its PDF text despite line breaks."""
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _run_index(name: str) -> int:

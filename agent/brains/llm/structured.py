@@ -13,7 +13,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from agent import safe_json
+
 T = TypeVar("T", bound=BaseModel)
+MAX_ANSWER_BYTES = 2 * 2**20
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
 
 
@@ -22,7 +25,13 @@ class OutputInvalid(ValueError):
 
 
 def extract_json(text: str) -> dict[str, Any]:
-    """The first JSON object in `text`, looking inside ``` fences first."""
+    """The first JSON object in `text`, looking inside ``` fences first. An answer is hostile
+    input: one too long or nested too deep is refused before any parsing (no RecursionError)."""
+    raw = text.encode("utf-8", errors="replace")
+    if len(raw) > MAX_ANSWER_BYTES:
+        raise OutputInvalid(f"the answer is {len(raw)} bytes, more than the {MAX_ANSWER_BYTES} allowed")
+    if safe_json.nesting(raw) > safe_json.MAX_DEPTH:
+        raise OutputInvalid(f"the JSON is nested more than {safe_json.MAX_DEPTH} levels deep")
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     for chunk in candidates:

@@ -109,7 +109,8 @@ def hits_brief(hits: list[LiteratureHit], top: int = HITS_TOP, chars: int = ABST
     for i, h in enumerate(best, 1):
         meta = ", ".join(str(x) for x in (h.year, h.venue, h.source) if x)
         abstract = h.abstract[:chars] + ("..." if len(h.abstract) > chars else "")
-        out.append(f"[{i}] {h.title} ({meta}) {abstract}".rstrip())
+        knobs = f" [varied: {', '.join(h.knobs)}]" if h.knobs else ""  # what a novelty judge compares
+        out.append(f"[{i}] {h.title} ({meta}) {abstract}".rstrip() + knobs)
     return "\n".join(out)
 
 

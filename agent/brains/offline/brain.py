@@ -20,7 +20,6 @@ import re
 from typing import Any
 
 from agent.brains.base import BrainInfo
-from agent.brains.llm.ledger import Ledger
 from agent.brains.offline import reviewer as offline_reviewer
 from agent.brains.offline import writer as offline_writer
 from agent.brains.offline.writer import lower_first, plural
@@ -40,6 +39,7 @@ from agent.models import (
     RunRecord,
 )
 from agent.numbers import fmt_value
+from agent.paper import bibtex
 from agent.template.contract import Knob, Template
 from agent.template.knobs import constant_edit, flag_text, run_settings, settings_label
 
@@ -335,25 +335,15 @@ def _pick(ranked: list[Idea], n: int, chosen: list[Idea] | None = None) -> list[
     return chosen
 
 
-# ---------------------------------------------------------------- novelty
-
-
-def _hit_knobs(hit: LiteratureHit) -> set[str] | None:
-    """The knob set an archive hit records, from a `knobs: a, b` line in its abstract."""
-    m = re.search(r"knobs?\s*[:=]\s*\[?([\w ,'\"-]+)\]?", hit.abstract, re.IGNORECASE)
-    return {k.strip(" '\"") for k in m.group(1).split(",") if k.strip(" '\"")} if m else None
-
-
 # ---------------------------------------------------------------- the brain
 
 
 class OfflineBrain:
-    """Implements `agent.brain.Brain` without a language model; deterministic per seed."""
+    """Implements `agent.brains.base.Brain` without a language model; deterministic per seed."""
 
     def __init__(self, seed: int = 0):
         self.seed = seed
         self.info = BrainInfo(kind="offline", model="offline")
-        self.ledger = Ledger()
 
     def _rng(self, *parts: Any) -> random.Random:
         return random.Random(_stable_seed(self.seed, *parts))
@@ -374,10 +364,7 @@ class OfflineBrain:
         queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]
         mine = set(idea.knobs)
         for hit in hits:
-            if hit.source != "archive":
-                continue
-            knobs = _hit_knobs(hit)
-            if knobs is not None and mine and knobs == mine:
+            if hit.source == "archive" and mine and set(hit.knobs) == mine:
                 return NoveltyDecision(novel=False, queries=queries,
                                        reason=f"the archive already holds '{hit.title}', which varied the same "
                                               f"knob set ({', '.join(sorted(mine))}).")
@@ -445,13 +432,13 @@ class OfflineBrain:
     def citations(self, ctx: PaperContext) -> list[Citation]:
         out, seen = [], set(ctx.bib_keys)
         for hit in ctx.literature:
-            m = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)\s*,", hit.bibtex)
-            if m and m.group(1) not in seen:
-                seen.add(m.group(1))
-                out.append(Citation(key=m.group(1), bibtex=hit.bibtex.strip()))
+            entry = next(iter(bibtex.parse(hit.bibtex)), None)
+            if entry and entry.key not in seen:
+                seen.add(entry.key)
+                out.append(Citation(key=entry.key, bibtex=hit.bibtex.strip()))
         return out
 
-    def fix_latex(self, tex: str, log_tail: str) -> list[Edit]:
+    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[Edit]:
         return offline_writer.fix_latex(tex, log_tail)
 
     def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
@@ -460,10 +447,10 @@ class OfflineBrain:
 
     # -- review
 
-    def review(self, paper_text: str) -> Review:
+    def review(self, paper_text: str, *, idea: str = "") -> Review:
         return offline_reviewer.review(paper_text)
 
-    def meta_review(self, reviews: list[Review]) -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
         return offline_reviewer.meta_review(reviews)
 
     def revise(self, ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:

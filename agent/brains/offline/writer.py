@@ -13,6 +13,8 @@ import random
 import re
 from pathlib import Path
 
+from pylatexenc.latexencode import UnicodeToLatexEncoder
+
 from agent.analysis import (
     CI_LEVEL,
     JUDGED,
@@ -34,33 +36,30 @@ from agent.paper.tables import results_table
 
 # ---------------------------------------------------------------- LaTeX helpers
 
-_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+def _code_points(path: Path) -> frozenset[str]:
+    """The characters of a `pdflatex_chars.txt`-style file: hex code points and `A-B` ranges."""
+    chars: set[str] = set()
+    for line in path.read_text().splitlines():
+        for token in line.split("#", 1)[0].split():
+            first, _, last = token.partition("-")
+            chars.update(chr(c) for c in range(int(first, 16), int(last or first, 16) + 1))
+    return frozenset(chars)
 
 
-# Characters pdflatex's default UTF-8 setup lacks; other symbols outside Latin-1 become `?`.
-_UNICODE = {"\u2212": "-", "\u2013": "--", "\u2014": "---", "\u2018": "`", "\u2019": "'", "\u201c": "``",
-            "\u201d": "''", "\u2026": "...", "\u2264": "$\\leq$", "\u2265": "$\\geq$", "\u00d7": "$\\times$",
-            "\u2192": "$\\to$", "\u00b1": "$\\pm$", "\u2248": "$\\approx$", "\u221e": "$\\infty$"}
-_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma " \
-         "sigma tau upsilon phi chi psi omega".split()
-
-
-def _char(c: str) -> str:
-    if c in _ESCAPES:
-        return _ESCAPES[c]
-    if ord(c) < 0x100:
-        return c
-    if c in _UNICODE:
-        return _UNICODE[c]
-    if 0x3b1 <= ord(c) <= 0x3c9 and _GREEK[ord(c) - 0x3b1] != "omicron":
-        return f"$\\{_GREEK[ord(c) - 0x3b1]}$"
-    return "?"
+_PDFLATEX_CHARS = _code_points(Path(__file__).with_name("pdflatex_chars.txt"))
+_LATEX = UnicodeToLatexEncoder(
+    replacement_latex_protection="braces-after-macro", unknown_char_policy=lambda c: "?", unknown_char_warning=False
+)
 
 
 def esc(text: str) -> str:
-    """Plain text made safe for pdflatex."""
-    return "".join(_char(c) for c in str(text))
+    """Plain text made safe for pdflatex: specials escaped and Unicode spelled as LaTeX by
+    pylatexenc, except the characters its LaTeX needs a package for (see pdflatex_chars.txt),
+    which become `?`. (pylatex's escape_latex was measured and not taken: it writes `1e-05`
+    as `1e{-}05`, which the faithfulness check cannot read, and leaves Unicode as it is.)"""
+    text = "".join(c if c < "\x80" or c in _PDFLATEX_CHARS else "?" for c in str(text))
+    return _LATEX.unicode_to_latex(text)
 
 
 PROPER = {"adam", "adamw", "sgd", "gaussian", "fourier", "xavier", "kaiming", "lion", "transformer"}
@@ -682,7 +681,7 @@ def fix_latex(tex: str, log_tail: str) -> list[Edit]:
             new, text = _escape_line(text, line, chars)
             edits += new
     for char in set(re.findall(r"Unicode character (.) \(U\+[0-9A-F]+\)", log_tail)):
-        new, text = _replace_all(text, char, _char(char) if _char(char) != char else "?")
+        new, text = _replace_all(text, char, esc(char))
         edits += new
     for name in set(re.findall(r"File [`']([^']+)' not found", log_tail)):
         stem = re.escape(Path(name).stem)

@@ -2,52 +2,46 @@
 
 from __future__ import annotations
 
-import json
 import platform
-from pathlib import Path
 
 from agent.archive.store import PaperEntry
-from agent.pipeline import workdir as wd
+from agent.models import Idea
 from agent.pipeline.deps import Deps
-from agent.pipeline.nodes.experiments import NOTES_FILE
-from agent.pipeline.nodes.plot import FIGURES_FILE, RESULTS_FILE
-from agent.pipeline.nodes.review import REVIEW_FILE
-from agent.pipeline.nodes.writeup import PAPER, SECTIONS_FILE
 from agent.pipeline.stage import StageResult
 from agent.pipeline.state import IdeaTask, Outcome
+from agent.sandbox import files
 
 
 def archive(deps: Deps, task: IdeaTask) -> StageResult:
-    workdir = Path(task["workdir"])
-    idea = task["idea"]
-    review = json.loads((workdir / REVIEW_FILE).read_text())
-    meta = review["meta"]
-    bundle = wd.bundle(workdir, deps.run_dir / f"{idea['name']}.bundle")
+    idea = Idea.model_validate(task["idea"])
+    wd = deps.workdir(idea.name)
+    review = wd.review()
+    meta = review.meta
     entry = PaperEntry(
         run_id=task["run_id"],
         template=deps.template.name,
         scale=deps.settings.scale,
-        idea=idea,
-        title=json.loads((workdir / SECTIONS_FILE).read_text())["title"],
-        review=review,
-        overall=float(meta["overall"]),
-        decision=meta["decision"],
+        idea=task["idea"],
+        title=wd.sections()["title"],
+        review=review.model_dump(mode="json", exclude_none=True),
+        overall=float(meta.overall),
+        decision=meta.decision,
         brain=deps.brain.info.kind,
         model=deps.brain.info.model,
-        cost=deps.brain.ledger.summary(idea["name"]),
+        cost=deps.ledger.summary(idea.name),
         timings=task.get("timings", {}),
-        faithful=bool(review["faithfulness"].get("ok", False)),
-        paper_dir=workdir / PAPER,
-        results=json.loads((workdir / RESULTS_FILE).read_text()),
-        notes=(workdir / NOTES_FILE).read_text(),
-        code_diff=wd.code_diff(workdir),
-        bundle_path=bundle,
+        faithful=bool(review.faithfulness.get("ok", False)),
+        paper_dir=wd.paper_dir,
+        results=wd.results_dict(),
+        notes=wd.notes(),
+        code_diff=wd.repo.code_diff(),
+        bundle_path=wd.repo.bundle(wd.state / "workdir.bundle"),
         meta={"generation": task.get("generation", 1), "python": platform.python_version(),
               "machine": platform.machine(), "brain_label": deps.brain.info.label,
-              "figures": json.loads((workdir / FIGURES_FILE).read_text())},
-        log_files=sorted(workdir.glob("*.log")),
+              "figures": [f.model_dump() for f in wd.figures()]},
+        log_files=[wd.tree / name for name in files.list_files(wd.tree, ".", (".log",))],
     )
     paper_id = deps.archive.add(entry)
-    return Outcome(idea=idea["name"], title=entry.title, status="archived", stage="archive",
-                   reason=f"overall {meta['overall']}/10, {meta['decision']}", paper_id=paper_id,
+    return Outcome(idea=idea.name, title=entry.title, status="archived", stage="archive",
+                   reason=f"overall {meta.overall}/10, {meta.decision}", paper_id=paper_id,
                    score=entry.overall)

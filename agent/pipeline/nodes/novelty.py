@@ -7,7 +7,6 @@ import json
 from agent import literature
 from agent.models import ArchivedIdea, Idea, NoveltyDecision
 from agent.pipeline.deps import Deps
-from agent.pipeline.nodes.plot import novelty_file
 from agent.pipeline.stage import failed, finish_idea, guarded
 from agent.pipeline.state import IdeaTask, RunState
 
@@ -35,9 +34,7 @@ def judge(deps: Deps, task: IdeaTask, past: list[ArchivedIdea],
     idea = Idea.model_validate(task["idea"])
     evidence = literature.gather_evidence(idea, deps.template, past, settings)
     decision = deps.brain.novelty(idea, evidence.hits)
-    path = novelty_file(deps, idea.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([h.model_dump() for h in evidence.hits], indent=1))
+    deps.workdir(idea.name).save_literature(evidence.hits)
     with (deps.run_dir / "novelty.log").open("a") as f:
         f.write(json.dumps({"idea": idea.name, "decision": decision.model_dump(),
                             "sources": evidence.sources_used, "notes": evidence.notes}) + "\n")

@@ -1,40 +1,35 @@
-"""Review: an ensemble of NeurIPS-style reviews plus a meta-review; optionally `improve`
-revises the paper from its review and reviews it again."""
+"""Review: an ensemble of NeurIPS-style reviews plus a meta-review of the compiled PDF."""
 
 from __future__ import annotations
 
-import json
+import tempfile
 from pathlib import Path
 
-from agent.pipeline import workdir as wd
+from agent.models import Idea, ReviewRecord
 from agent.pipeline.deps import Deps
-from agent.pipeline.nodes.writeup import FAITH_FILE, PAPER
 from agent.pipeline.progress import emit
 from agent.pipeline.stage import StageResult
 from agent.pipeline.state import IdeaTask
+from agent.pipeline.workdir import IdeaWorkdir
 from agent.review.ensemble import review_paper
 from agent.review.paper_text import paper_text
-
-REVIEW_FILE = "review.json"
+from agent.sandbox import files
 
 
 def review(deps: Deps, task: IdeaTask) -> StageResult:
-    workdir = Path(task["workdir"])
-    record = review_pdf(deps, task)
-    (workdir / REVIEW_FILE).write_text(json.dumps(record, indent=1))
-    wd.commit(workdir, f"review: overall {record['meta']['overall']}")
-    return ("improve" if deps.settings.improve and "revised_from" not in record else "archive"), task
+    wd = deps.workdir(Idea.model_validate(task["idea"]).name)
+    record = review_pdf(deps, wd)
+    wd.save_review(record)
+    wd.commit(f"review: overall {record.meta.overall}", always=True)
+    return ("improve" if deps.settings.improve and record.revised_from is None else "archive"), task
 
 
-def review_pdf(deps: Deps, task: IdeaTask) -> dict:
-    workdir = Path(task["workdir"])
-    emit(task["idea"]["name"], "review", note=f"{deps.settings.reviewers} reviewers")
-    text = paper_text(workdir / PAPER / "paper.pdf")
-    outcome = review_paper(deps.brain, text, deps.settings.reviewers)
-    faith = json.loads((workdir / FAITH_FILE).read_text())
-    return {
-        "meta": outcome.meta.model_dump(),
-        "reviews": [r.model_dump() for r in outcome.reviews],
-        "faithfulness": faith,
-        "reviewer": deps.brain.info.label,
-    }
+def review_pdf(deps: Deps, wd: IdeaWorkdir) -> ReviewRecord:
+    emit(wd.name, "review", note=f"{deps.settings.reviewers} reviewers")
+    with tempfile.TemporaryDirectory(prefix="ai-scientist-review-") as tmp:
+        pdf = Path(tmp) / "paper.pdf"  # a copy of ours: the paper folder is one LaTeX ran in
+        pdf.write_bytes(files.read_bytes(wd.paper_dir, "paper.pdf"))
+        text = paper_text(pdf)
+    outcome = review_paper(deps.brain, text, deps.settings.reviewers, idea=wd.name)
+    return ReviewRecord(meta=outcome.meta, reviews=outcome.reviews,
+                        faithfulness=wd.faithfulness().model_dump(mode="json"), reviewer=deps.brain.info.label)

@@ -1,0 +1,129 @@
+"""An idea's git history: one commit per attempt, kept out of the sandbox's reach, run hardened.
+
+The work tree is the idea's folder, which sandboxed code writes. The git dir is elsewhere (in
+the idea's state folder, which no sandbox binds), so code under test can plant neither a hook
+nor a config line, and no `.git` of its own is ever used: every command names the git dir and
+the work tree explicitly, and the post-run scan deletes any `.git` a run leaves.
+
+Every command also runs hardened, as defence in depth: no system or global config; hooks
+pointed at /dev/null; no fsmonitor, external diff, textconv, pager, credential helper or
+transport; submodules ignored; `.gitignore` files of the tree bypassed (`add --force` with our
+own exclusions), so a run cannot hide files from the history either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import git
+
+TEMPLATE_TAG = "template"
+# Bulky artefacts stay out of the history; the archive copies what it needs.
+EXCLUDE = ("__pycache__", "*.pyc", "*.pt", "*.pth", "*.ckpt", "*.npy", "*.npz", "*.log")
+_HARDENING = {
+    "core.hooksPath": "/dev/null",
+    "core.fsmonitor": "false",
+    "core.untrackedCache": "false",
+    "core.pager": "cat",
+    "core.attributesFile": "/dev/null",
+    "core.excludesFile": "/dev/null",
+    "core.sshCommand": "false",
+    "core.askPass": "",
+    "core.symlinks": "true",
+    "credential.helper": "",
+    "protocol.allow": "never",
+    "diff.external": "",
+    "diff.ignoreSubmodules": "all",
+    "submodule.recurse": "false",
+    "status.submoduleSummary": "false",
+    "commit.gpgSign": "false",
+    "tag.gpgSign": "false",
+    "gc.auto": "0",
+    "maintenance.auto": "false",
+    "safe.directory": "*",  # the tree may belong to the sandbox's uid
+    "user.name": "AI Scientist",
+    "user.email": "ai-scientist@localhost",
+    "init.defaultBranch": "main",
+}
+_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_SYSTEM": "/dev/null",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_COUNT": "0",
+    "GIT_CONFIG_PARAMETERS": "",
+    "GIT_ATTR_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_PAGER": "cat",
+    "PAGER": "cat",
+    "GIT_OPTIONAL_LOCKS": "0",
+}
+_DIFF = ("--no-ext-diff", "--no-textconv", "--no-color")
+
+
+class IdeaRepo:
+    """git for one idea: `git_dir` ours alone, `work_tree` the folder the sandbox writes."""
+
+    def __init__(self, git_dir: Path, work_tree: Path):
+        self.git_dir, self.work_tree = Path(git_dir).resolve(), Path(work_tree).resolve()
+        self._git = git.Git(self.work_tree)
+
+    def _execute(self, args: tuple[str, ...], binary: bool) -> tuple[int, str | bytes, str]:
+        argv = ["git"]
+        for key, value in _HARDENING.items():
+            argv += ["-c", f"{key}={value}"]
+        argv += [f"--git-dir={self.git_dir}", f"--work-tree={self.work_tree}", *args]
+        env = {**_ENV, "GIT_DIR": str(self.git_dir), "GIT_WORK_TREE": str(self.work_tree)}
+        status, out, err = self._git.execute(argv, env=env, with_extended_output=True, with_exceptions=False,
+                                             stdout_as_string=not binary, strip_newline_in_stdout=False)
+        return status, out, str(err)
+
+    def run(self, *args: str, binary: bool = False) -> str | bytes:
+        """One hardened git command; its stdout, or GitCommandError."""
+        status, out, err = self._execute(args, binary)
+        if status != 0:
+            raise git.GitCommandError(["git", *args], status, err)
+        return out
+
+    def succeeds(self, *args: str) -> bool:
+        """Whether a hardened git command exits 0 (for the commands that answer by exit status)."""
+        return self._execute(args, False)[0] == 0
+
+    @property
+    def exists(self) -> bool:
+        return (self.git_dir / "HEAD").is_file()
+
+    def init(self, message: str) -> str:
+        """A new repository holding the work tree as it is now, tagged `template`."""
+        self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.run("init", "--quiet", "--template=")
+        sha = self.commit(message)
+        self.run("tag", TEMPLATE_TAG)
+        return sha or ""
+
+    def commit(self, message: str, *, always: bool = False) -> str | None:
+        """Commit everything that changed; the sha, or None when nothing did. `always` records a
+        step that changed no file (a review, whose record is kept outside the tree)."""
+        excluded = [f":(exclude,glob)**/{pattern}" for pattern in EXCLUDE]
+        self.run("add", "--all", "--force", "--", ".", *excluded)
+        has_head = self.succeeds("rev-parse", "--verify", "--quiet", "HEAD")
+        if has_head and not always and self.succeeds("diff", "--cached", "--quiet", *_DIFF, "HEAD"):
+            return None
+        self.run("commit", "--quiet", "--no-verify", "--allow-empty", "--allow-empty-message", "-m", message)
+        return self.head()
+
+    def code_diff(self) -> str:
+        """The code changes against the template, leaving out run outputs."""
+        return str(self.run("diff", *_DIFF, TEMPLATE_TAG, "HEAD", "--", ".", ":(exclude)run_*",
+                            ":(exclude)figures", ":(exclude)paper"))
+
+    def show(self, rev: str, path: str) -> bytes:
+        """A file as it is at `rev`."""
+        return bytes(self.run("show", f"{rev}:{path}", binary=True))
+
+    def bundle(self, dest: Path) -> Path:
+        """A git bundle of the whole history, for the archive."""
+        self.run("bundle", "create", "--quiet", str(dest), "--all")
+        return dest
+
+    def head(self) -> str:
+        return str(self.run("rev-parse", "HEAD")).strip()
