@@ -24,6 +24,7 @@ from agent.brains.llm.summaries import (
     analysis_brief,
     archive_brief,
     edits_brief,
+    follow_ups_brief,
     history_brief,
     hits_brief,
     idea_brief,
@@ -151,7 +152,8 @@ class LLMBrain:
         archive = archive_brief(ctx.archive, tpl.name)
         seeds = "\n".join(s.model_dump_json(exclude={"knobs"}) for s in ctx.seed_ideas[:2]) or "(none)"
         system, user = render(
-            "ideas", template=template_brief(tpl), archive=archive, seeds=seeds, num_ideas=ctx.num_ideas
+            "ideas", template=template_brief(tpl), archive=archive, seeds=seeds, num_ideas=ctx.num_ideas,
+            follow_ups=follow_ups_brief(ctx.follow_ups),
         )
         tokens = 400 * ctx.num_ideas + 400
         got = self.client.complete("ideas", system, user, IdeaList, max_tokens=tokens).ideas
