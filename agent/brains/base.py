@@ -4,9 +4,10 @@ endpoint) and `agent.brains.offline.brain.OfflineBrain` (no key, no network)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agent.models import (
     Citation,
@@ -18,6 +19,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -28,6 +30,8 @@ from agent.models import (
 class BrainInfo(BaseModel):
     kind: Literal["offline", "llm"]
     model: str
+    review_scope: str = Field(default="", description="what this brain's reviews judge, when that is less "
+                              "than the whole form; printed above its reviews")
 
     @property
     def label(self) -> str:
@@ -70,8 +74,9 @@ class Brain(Protocol):
     def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
         """Rewrite a section so every number in it comes from the results."""
 
-    def review(self, paper_text: str) -> Review:
-        """One NeurIPS-style review of a paper's text."""
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = ()) -> Review:
+        """One NeurIPS-style review of a paper's text (a PDF's structure as Markdown); `figures`
+        are the paper's figures as PNGs with their captions, for a brain that looks at them."""
 
     def meta_review(self, reviews: list[Review]) -> Review:
         """Combine an ensemble of reviews into one (with a reflection round)."""

@@ -244,10 +244,12 @@ def running_lines(pages: list[list[Line]]) -> set[tuple[int, float]]:
     return out
 
 
-def footnote_lines(lines: list[Line], page: PageWords, body: float, gap: tuple[float, float] | None) -> set[float]:
-    """Tops of the lines below a footnote rule: a short rule at the left edge of a column,
+def footnote_lines(
+    lines: list[Line], page: PageWords, body: float, gap: tuple[float, float] | None
+) -> set[tuple[int, float]]:
+    """(column, top) of the lines below a footnote rule: a short rule at the left edge of a column,
     with only lines smaller than the body under it."""
-    out: set[float] = set()
+    out: set[tuple[int, float]] = set()
     for column in (0, 1, 2):
         col = [ln for ln in lines if ln.column == column]
         if not col:
@@ -261,7 +263,7 @@ def footnote_lines(lines: list[Line], page: PageWords, body: float, gap: tuple[f
                 continue
             below = [ln for ln in col if ln.top > top]
             if below and all(ln.size < 0.95 * body for ln in below):
-                out.update(ln.top for ln in below)
+                out.update((column, ln.top) for ln in below)
             break
     return out
 
@@ -377,10 +379,10 @@ def structure(ex: Extraction, figures: list[PaperFigure] | None = None) -> Paper
     for lines, page in zip(pages, ex.pages, strict=True):
         lines = [ln for ln in lines if (ln.page, ln.top) not in running]
         notes = footnote_lines(lines, page, body, gutter(page))
-        foot = [ln for ln in lines if ln.top in notes]
+        foot = [ln for ln in lines if (ln.column, ln.top) in notes]
         if foot:
             footnotes.append(_join_lines(foot, set()))
-        kept += [ln for ln in lines if ln.top not in notes]
+        kept += [ln for ln in lines if (ln.column, ln.top) not in notes]
     vocab = _vocabulary(kept)
     title, start = _title(kept, body)
     sections: list[Section] = []

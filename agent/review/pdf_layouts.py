@@ -84,7 +84,7 @@ _UNNUMBERED = re.compile(
     r"^(?P<title>REFERENCES|ACKNOWLEDG(?:E?MENTS?)|REPRODUCIBILITY STATEMENT|ETHICS STATEMENT|APPENDIX)$"
 )
 _CAPS_CONTINUATION = re.compile(r"^[A-Z][^a-z]{2,90}$")
-_ENCODER = UnicodeToLatexEncoder(unknown_char_policy="ignore", non_ascii_only=False)
+_ENCODER = UnicodeToLatexEncoder(unknown_char_policy="ignore", unknown_char_warning=False)
 
 
 class Heading(BaseModel):
@@ -104,7 +104,7 @@ class Typeset(BaseModel):
 
 
 def _escape(text: str) -> str:
-    text = text.replace("**", "")
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", text.replace("**", ""))
     return _ENCODER.unicode_to_latex(text)
 
 

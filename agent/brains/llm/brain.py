@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -47,6 +47,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -384,9 +385,12 @@ class LLMBrain:
 
     # ------------------------------------------------------------------ review
 
-    def review(self, paper_text: str) -> Review:
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = ()) -> Review:
+        """The figures are listed by page and caption; sending them as image parts is the LLM
+        client's vision support (issue 12), which takes `figures` as they are."""
         tag = self._tag(None, paper_text)
-        system, user = render("review", paper=paper_text[:PAPER_CHARS])
+        listing = "\n".join(f"- page {f.page}: {f.caption or '(no caption found)'}" for f in figures)
+        system, user = render("review", paper=paper_text[:PAPER_CHARS], figures=listing or "(none extracted)")
         return self.client.complete("review", system, user, Review, idea=tag, max_tokens=2000)
 
     def meta_review(self, reviews: list[Review]) -> Review:

@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import random
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from agent.brains.base import BrainInfo
@@ -33,6 +34,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -336,7 +338,7 @@ class OfflineBrain:
 
     def __init__(self, seed: int = 0):
         self.seed = seed
-        self.info = BrainInfo(kind="offline", model="offline")
+        self.info = BrainInfo(kind="offline", model="offline", review_scope=offline_reviewer.SCOPE)
         self.ledger = Ledger()
 
     def _rng(self, *parts: Any) -> random.Random:
@@ -444,8 +446,8 @@ class OfflineBrain:
 
     # -- review
 
-    def review(self, paper_text: str) -> Review:
-        return offline_reviewer.review(paper_text)
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = ()) -> Review:
+        return offline_reviewer.review(paper_text)  # the rubric reads the text; captions are in it
 
     def meta_review(self, reviews: list[Review]) -> Review:
         return offline_reviewer.meta_review(reviews)

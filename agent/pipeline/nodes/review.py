@@ -13,7 +13,7 @@ from agent.pipeline.progress import emit
 from agent.pipeline.stage import StageResult
 from agent.pipeline.state import IdeaTask
 from agent.review.ensemble import review_paper
-from agent.review.paper_text import paper_text
+from agent.review.paper_text import read_paper
 
 REVIEW_FILE = "review.json"
 
@@ -29,8 +29,8 @@ def review(deps: Deps, task: IdeaTask) -> StageResult:
 def review_pdf(deps: Deps, task: IdeaTask) -> dict:
     workdir = Path(task["workdir"])
     emit(task["idea"]["name"], "review", note=f"{deps.settings.reviewers} reviewers")
-    text = paper_text(workdir / PAPER / "paper.pdf")
-    outcome = review_paper(deps.brain, text, deps.settings.reviewers)
+    paper = read_paper(workdir / PAPER / "paper.pdf")
+    outcome = review_paper(deps.brain, paper, deps.settings.reviewers)
     faith = json.loads((workdir / FAITH_FILE).read_text())
     return {
         "meta": outcome.meta.model_dump(),
