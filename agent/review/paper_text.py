@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from agent.errors import UserError
 from agent.models import PaperFigure
-from agent.review.pdf_layout import Extraction, Paper, structure
+from agent.review.pdf_layout import Extraction, Paper, figure_captions, structure
 from agent.sandbox import runner as sandbox
 from agent.sandbox.limits import Limits
 
@@ -43,7 +43,6 @@ SCRIPT = (Path(__file__).with_name("pdf_script.py")).read_text()
 MAX_JSON_BYTES = 48 * 2**20
 MAX_PNG_BYTES = 4 * 2**20
 LIMITS = Limits(timeout_s=180, memory_mb=3072, disk_mb=256, max_procs=16, file_size_mb=64, gpus=False)
-_CAPTION = re.compile(r"^(?:Figure|Fig\.)\s*\d+\s*[:.]")
 
 
 def read_paper(path: Path) -> Paper:
@@ -53,7 +52,9 @@ def read_paper(path: Path) -> Paper:
         raise UserError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; give one of {', '.join(SUPPORTED)}")
+        raise UserError(
+            f"{path}: unsupported file type {suffix or '(none)'}; give one of {', '.join(SUPPORTED)}"
+        )
     if suffix == ".pdf":
         paper = read_pdf(path)
         if not any(s.text.strip() or s.title.strip() for s in paper.sections) and not paper.title:
@@ -87,7 +88,7 @@ def read_pdf(pdf: Path) -> Paper:
             raise UserError(f"{pdf}: could not read the PDF: {reason}")
         ex = _extraction(work, pdf)
         paper = structure(ex)
-        paper.figures = _figures(work, ex, paper)
+        paper.figures = _figures(work, ex)
         return paper
 
 
@@ -101,12 +102,14 @@ def _extraction(work: Path, pdf: Path) -> Extraction:
         raw = sandbox.read_output(work, "words.json", MAX_JSON_BYTES)
         return Extraction.model_validate(json.loads(raw))  # a nesting too deep raises RecursionError
     except (OSError, ValueError, RecursionError, ValidationError) as e:
-        raise UserError(f"{pdf}: the PDF reader's output was refused: {str(e).splitlines()[0][:200]}") from None
+        raise UserError(
+            f"{pdf}: the PDF reader's output was refused: {str(e).splitlines()[0][:200]}"
+        ) from None
 
 
-def _figures(work: Path, ex: Extraction, paper: Paper) -> list[PaperFigure]:
-    """The PNGs the script rendered, each with the caption printed nearest below it."""
-    captions = _captions(paper)
+def _figures(work: Path, ex: Extraction) -> list[PaperFigure]:
+    """The PNGs the script rendered, each with its caption."""
+    captions = figure_captions(ex)
     out = []
     for number, page in enumerate(ex.pages, 1):
         for *_box, name in page.figures:
@@ -116,12 +119,6 @@ def _figures(work: Path, ex: Extraction, paper: Paper) -> list[PaperFigure]:
                 png = sandbox.read_output(work, Path("figures") / name, MAX_PNG_BYTES)
             except OSError:
                 continue
-            if not png.startswith(b"\x89PNG\r\n\x1a\n"):
-                continue
-            out.append(PaperFigure(page=number, png=png, caption=captions[len(out)] if len(out) < len(captions) else ""))
+            if png.startswith(b"\x89PNG\r\n\x1a\n"):
+                out.append(PaperFigure(page=number, png=png, caption=captions.get(name, "")))
     return out
-
-
-def _captions(paper: Paper) -> list[str]:
-    paras = (p for s in paper.sections for p in s.text.split("\n\n"))
-    return [p[:500] for p in paras if _CAPTION.match(p)]

@@ -108,7 +108,9 @@ def _join_words(words: list[Word]) -> str:
     """Words of one line as text; a letter-spaced run (`A B S T R A C T`) is joined on the
     gaps between its letters, which are narrower than those between its words."""
     singles = [i for i, w in enumerate(words) if len(w[6]) == 1 and w[6].isalpha()]
-    spaced = len(singles) >= 4 and len(singles) * 2 >= len(words) or len(words) >= 2 and len(singles) == len(words)
+    spaced = (
+        len(singles) >= 4 and len(singles) * 2 >= len(words) or len(words) >= 2 and len(singles) == len(words)
+    )
     if not spaced:
         return " ".join(w[6] for w in words)
     gaps = [words[i + 1][0] - words[i][2] for i in range(len(words) - 1)]
@@ -122,6 +124,24 @@ def _join_words(words: list[Word]) -> str:
     return text
 
 
+LIGATURES = str.maketrans(
+    {
+        "\ufb00": "ff",
+        "\ufb01": "fi",
+        "\ufb02": "fl",
+        "\ufb03": "ffi",
+        "\ufb04": "ffl",
+        "\ufb05": "st",
+        "\ufb06": "st",
+    }
+)  # those pdfplumber's expansion leaves
+
+
+def _clean(text: str) -> str:
+    """Ligatures pdfplumber's expansion leaves, and `(cid:12)`: glyphs with no Unicode mapping."""
+    return re.sub(r"\(cid:\d+\)", "", text.translate(LIGATURES))
+
+
 def _line(page: int, words: list[Word], column: int) -> Line:
     words = sorted(words, key=lambda w: w[0])
     weight = Counter()
@@ -129,9 +149,15 @@ def _line(page: int, words: list[Word], column: int) -> Line:
         weight[round(w[4] * 2) / 2] += len(w[6])
     bold = sum(len(w[6]) for w in words if w[5]) >= 0.8 * sum(len(w[6]) for w in words)
     return Line(
-        page=page, x0=words[0][0], top=min(w[1] for w in words), x1=max(w[2] for w in words),
-        bottom=max(w[3] for w in words), size=max(w[4] for w in words) if len(words) <= 12 else
-        weight.most_common(1)[0][0], bold=bold, text=_join_words(words), column=column,
+        page=page,
+        x0=words[0][0],
+        top=min(w[1] for w in words),
+        x1=max(w[2] for w in words),
+        bottom=max(w[3] for w in words),
+        size=max(w[4] for w in words) if len(words) <= 12 else weight.most_common(1)[0][0],
+        bold=bold,
+        text=_clean(_join_words(words)),
+        column=column,
     )
 
 
@@ -193,22 +219,41 @@ def page_lines(number: int, page: PageWords) -> list[Line]:
     if gap is None:
         return [_line(number, row, 0) for row in _rows(words)]
     left, right = gap
+    middle, width = (left + right) / 2, right - left
+    rows = _rows(words)
+    # A row spans the page when a word crosses most of the gutter, unless text goes on in both
+    # columns just above and below it: then it is an overfull column line (a long URL).
+    spans = [any(min(w[2], right) - max(w[0], left) >= 0.6 * width for w in row) for row in rows]
+    sides = [[(w[0] + w[2]) / 2 >= middle for w in row] for row in rows]
+    for i, row in enumerate(rows):
+        if spans[i]:
+            top, bottom = min(w[1] for w in row), max(w[3] for w in row)
+            near = [
+                j
+                for j, r in enumerate(rows)
+                if j != i
+                and not spans[j]
+                and (
+                    top - 1.5 * (bottom - top) < max(w[3] for w in r) <= top
+                    or bottom <= min(w[1] for w in r) < bottom + 1.5 * (bottom - top)
+                )
+            ]
+            above = {side for j in near if max(w[3] for w in rows[j]) <= top for side in sides[j]}
+            below = {side for j in near if min(w[1] for w in rows[j]) >= bottom for side in sides[j]}
+            spans[i] = not (above == below == {False, True})
     ordered: list[Line] = []
     band: list[Line] = []
-
-    def flush() -> None:
-        ordered.extend(sorted(band, key=lambda ln: (ln.column, ln.top)))
-        band.clear()
-
-    for row in _rows(words):
-        if any(w[0] < right - 1 and w[2] > left + 1 for w in row):  # crosses the gutter: spans the page
-            flush()
+    for row, span, side in zip(rows, spans, sides, strict=True):
+        if span:
+            ordered.extend(sorted(band, key=lambda ln: (ln.column, ln.top)))
+            band.clear()
             ordered.append(_line(number, row, 0))
             continue
-        for column, part in ((1, [w for w in row if w[2] <= left + 1]), (2, [w for w in row if w[0] >= right - 1])):
+        for column, right_side in ((1, False), (2, True)):
+            part = [w for w, s in zip(row, side, strict=True) if s == right_side]
             if part:
                 band.append(_line(number, part, column))
-    flush()
+    ordered.extend(sorted(band, key=lambda ln: (ln.column, ln.top)))
     return ordered
 
 
@@ -230,6 +275,7 @@ PAGE_NUMBER = re.compile(r"^(?:page\s*)?(?:\d{1,4}|[ivxlc]{1,6})(?:\s*(?:of|/)\s
 
 def running_lines(pages: list[list[Line]]) -> set[tuple[int, float]]:
     """(page, top) of running headers, footers and page numbers."""
+
     def edges(lines: list[Line]) -> list[Line]:
         by_top = sorted(lines, key=lambda ln: ln.top)
         return by_top[:2] + by_top[-2:] if len(by_top) > 4 else by_top
@@ -284,7 +330,12 @@ def _is_heading(ln: Line, body: float) -> bool:
     text = ln.text.strip()
     words = text.split()
     m = NUMBERED.match(text)
-    if not 1 <= len(words) <= 14 or len(text) > 120 or text[-1] in ",;:" or not re.search(r"[A-Za-z]{2}", text):
+    if (
+        not 1 <= len(words) <= 14
+        or len(text) > 120
+        or text[-1] in ",;:"
+        or not re.search(r"[A-Za-z]{2}", text)
+    ):
         return False
     if text[-1] == "." and not m:  # a sentence, or a run-in heading (`Limitations.`) with its paragraph
         return False
@@ -294,8 +345,10 @@ def _is_heading(ln: Line, body: float) -> bool:
     letters = re.sub(r"[^A-Za-z]", "", title)
     caps = len(letters) >= 3 and letters.isupper()
     larger = ln.size >= 1.12 * body
-    return bool((larger and (m or caps or ln.bold or NAMED.match(title)))
-                or ((ln.bold or caps) and (m or NAMED.match(title))))
+    return bool(
+        (larger and (m or caps or ln.bold or NAMED.match(title)))
+        or ((ln.bold or caps) and (m or NAMED.match(title)))
+    )
 
 
 def _continues(heading: Line, nxt: Line | None, body: float) -> bool:
@@ -305,8 +358,14 @@ def _continues(heading: Line, nxt: Line | None, body: float) -> bool:
     text = nxt.text.strip()
     alike = abs(nxt.size - heading.size) < 0.3 and nxt.bold == heading.bold
     caps_alike = text.isupper() == re.sub(r"^[\d.A-Z]+\s+", "", heading.text.strip()).isupper()
-    return (alike and caps_alike and len(text.split()) <= 10 and not NUMBERED.match(text)
-            and 0 <= nxt.top - heading.bottom < 0.6 * body and text[-1:] not in ",;")
+    return (
+        alike
+        and caps_alike
+        and len(text.split()) <= 10
+        and not NUMBERED.match(text)
+        and 0 <= nxt.top - heading.bottom < 0.6 * body
+        and text[-1:] not in ",;"
+    )
 
 
 def _level(number: str) -> int:
@@ -317,18 +376,24 @@ def _level(number: str) -> int:
 
 
 def _vocabulary(lines: list[Line]) -> set[str]:
+    """Words of the document (lower case), hyphenated compounds as they are, for `join_broken`."""
     return {w.strip(".,;:()[]\"'").lower() for ln in lines for w in ln.text.split()}
 
 
 def join_broken(before: str, after: str, vocab: set[str]) -> str:
-    """Two lines as one text: a word hyphenated at the line end is joined (`experi-` `ments`),
-    unless the document writes it elsewhere with its hyphen and never without."""
-    m = re.search(r"([A-Za-z]+)-$", before)
-    nxt = re.match(r"([a-z]+)|([A-Z]+)\b", after)
-    if not (m and nxt) or (nxt[2] and not m[1].isupper()):
+    """Two lines as one text. A word hyphenated at the line end is joined (`experi-` `ments`),
+    but the hyphen stays where the document writes the compound with it elsewhere, or where
+    both halves are words of the document and the joined form is not (`home-` `field`)."""
+    m = re.search(r"(\S*?)([A-Za-z]+)-$", before)
+    nxt = re.match(r"[a-z]+|[A-Z]+\b", after)
+    if not (m and nxt) or (nxt[0].isupper() and not m[2].isupper()):
         return f"{before} {after}"
-    tail = nxt[0]
-    keep = f"{m[1]}-{tail}".lower() in vocab and (m[1] + tail).lower() not in vocab
+    head, tail = m[2].lower(), nxt[0].lower()
+    token = re.sub(r"^\W+", "", m[1] + m[2]).lower()
+    joined = head + tail
+    keep = f"{token}-{tail}" in vocab or (
+        joined not in vocab and len(head) >= 3 and len(tail) >= 3 and head in vocab and tail in vocab
+    )
     return (before if keep else before[:-1]) + after
 
 
@@ -342,7 +407,9 @@ def _join_lines(lines: list[Line], vocab: set[str]) -> str:
         new_para = False  # a paragraph goes on across columns and pages
         if prev is not None and ln.page == prev.page and ln.column == prev.column:
             spacing = ln.top - prev.bottom
-            new_para = spacing > 0.9 * (prev.bottom - prev.top) or ln.x0 > prev.x0 + 8 and prev.x1 < ln.x1 - 30
+            new_para = (
+                spacing > 0.9 * (prev.bottom - prev.top) or ln.x0 > prev.x0 + 8 and prev.x1 < ln.x1 - 30
+            )
         if new_para and current:
             paras.append(current)
             current = ""
@@ -392,9 +459,14 @@ def structure(ex: Extraction, figures: list[PaperFigure] | None = None) -> Paper
         ln = kept[i]
         text = ln.text.strip()
         nxt = kept[i + 1] if i + 1 < len(kept) else None
-        if LONE_NUMBER.match(text) and nxt and nxt.page == ln.page and _is_heading(
-            nxt.model_copy(update={"text": f"{text} {nxt.text}"}), body
-        ) and (ln.bold or ln.size >= 1.12 * body) and nxt.top - ln.bottom < 2 * body:
+        if (
+            LONE_NUMBER.match(text)
+            and nxt
+            and nxt.page == ln.page
+            and _is_heading(nxt.model_copy(update={"text": f"{text} {nxt.text}"}), body)
+            and (ln.bold or ln.size >= 1.12 * body)
+            and nxt.top - ln.bottom < 2 * body
+        ):
             ln = nxt.model_copy(update={"text": f"{text} {nxt.text}"})  # `1` above `Introduction`
             i += 1
             nxt = kept[i + 1] if i + 1 < len(kept) else None
@@ -418,6 +490,44 @@ def structure(ex: Extraction, figures: list[PaperFigure] | None = None) -> Paper
     return Paper(title=title, sections=sections, footnotes=footnotes, figures=figures or [])
 
 
+CAPTION = re.compile(r"^(?:Figure|Fig\.)\s*\d+\s*[:.]")
+
+
+def figure_captions(ex: Extraction) -> dict[str, str]:
+    """Each figure's caption: the `Figure N:` line nearest below it on its page (or above it,
+    where a style puts captions on top), with the lines that continue it."""
+    out = {}
+    for number, page in enumerate(ex.pages, 1):
+        lines = sorted(page_lines(number, page), key=lambda ln: ln.top)
+        for x0, top, x1, bottom, name in page.figures:
+
+            def overlaps(ln: Line, x0: float = x0, x1: float = x1) -> bool:
+                return ln.x0 < x1 and ln.x1 > x0
+
+            below = [
+                ln
+                for ln in lines
+                if CAPTION.match(ln.text) and overlaps(ln) and 0 <= ln.top - bottom + 2 < 80
+            ]
+            above = [
+                ln for ln in lines if CAPTION.match(ln.text) and overlaps(ln) and 0 <= top - ln.bottom < 80
+            ]
+            first = below[0] if below else (above[-1] if above else None)
+            if first is None:
+                continue
+            text, prev = first.text, first
+            for ln in lines[lines.index(first) + 1 :]:
+                if (
+                    ln.column != first.column
+                    or ln.top - prev.bottom > 0.5 * (prev.bottom - prev.top)
+                    or len(text) > 600
+                ):
+                    break
+                text, prev = join_broken(text, ln.text, set()), ln
+            out[name] = text
+    return out
+
+
 def _title(lines: list[Line], body: float) -> tuple[str, int]:
     """The largest text on page one above the first heading, and where the front matter ends."""
     first = [ln for ln in lines if ln.page == lines[0].page] if lines else []
@@ -430,8 +540,11 @@ def _title(lines: list[Line], body: float) -> tuple[str, int]:
     title = " ".join(first[i].text.strip() for i in range(idx[0], idx[-1] + 1))
     rest = idx[-1] + 1
     for j in range(rest, len(first)):  # skip authors up to the first heading
-        if _is_heading(first[j], body) and NAMED.match(first[j].text.strip()) or NUMBERED.match(
-            first[j].text.strip()
-        ) and _is_heading(first[j], body):
+        if (
+            _is_heading(first[j], body)
+            and NAMED.match(first[j].text.strip())
+            or NUMBERED.match(first[j].text.strip())
+            and _is_heading(first[j], body)
+        ):
             return title, j
     return title, rest

@@ -8,7 +8,7 @@ against them. The layouts cover what makes conference PDFs hard to read back:
 - `iclr`: Times, small-caps headings (the ICLR style's `\\large\\sc`), a running header on
   every page, a footnote in the introduction;
 - `neurips`: single column, bold headings, a submission notice at the foot of page one;
-- `twocol`: two columns, letter-spaced capital headings, an author footnote (`\\thanks`) and
+- `twocol`: Palatino in two columns, letter-spaced capital headings, an author footnote (`\\thanks`) and
   a footnote in the introduction, a running footer.
 
 Plain LaTeX only (no titlesec), so TeX Live's base and recommended packages suffice.
@@ -63,6 +63,8 @@ _PREAMBLES: dict[Layout, str] = {
 \makeatother
 """,
     "twocol": r"""\documentclass[10pt,twocolumn]{article}
+\usepackage[T1]{fontenc}
+\usepackage{mathpazo}
 \usepackage[letterpaper,margin=0.75in,columnsep=0.25in]{geometry}
 \usepackage[letterspace=300,expansion=false]{microtype}
 \usepackage{fancyhdr,graphicx,amssymb,textcomp}
@@ -79,7 +81,9 @@ _PREAMBLES: dict[Layout, str] = {
 
 # A heading of the review-bench texts: a number (or an appendix letter) and capitals, or one
 # of the unnumbered headings papers use; see ../shared/review_bench/README.md.
-_NUMBERED = re.compile(r"^(?P<num>\d{1,2}(?:\.\d{1,2}){0,2}|[A-H](?:\.\d{1,2}){0,2})\.?\s+(?P<title>[A-Z][^a-z]{2,90})$")
+_NUMBERED = re.compile(
+    r"^(?P<num>\d{1,2}(?:\.\d{1,2}){0,2}|[A-H](?:\.\d{1,2}){0,2})\.?\s+(?P<title>[A-Z][^a-z]{2,90})$"
+)
 _UNNUMBERED = re.compile(
     r"^(?P<title>REFERENCES|ACKNOWLEDG(?:E?MENTS?)|REPRODUCIBILITY STATEMENT|ETHICS STATEMENT|APPENDIX)$"
 )
@@ -104,8 +108,12 @@ class Typeset(BaseModel):
 
 
 def _escape(text: str) -> str:
-    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", text.replace("**", ""))
-    return _ENCODER.unicode_to_latex(text)
+    """Text as LaTeX: markup of the Markdown-like source dropped (bold marks, link targets),
+    special characters escaped, long tokens (URLs) breakable so they never run over a column."""
+    text = re.sub(r"\[([^\]]*)\]\([^)\s]*\)", r"\1", text.replace("**", ""))
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", text)
+    latex = _ENCODER.unicode_to_latex(text)
+    return re.sub(r"\S{25,}", lambda m: re.sub(r"(?<=[/.\-])(?=\S)", r"\\hspace{0pt}", m[0]), latex)
 
 
 def _title_case(caps: str) -> str:
@@ -165,7 +173,9 @@ def typeset(text: str, layout: Layout, figures: Sequence[tuple[str, str]] = ()) 
     author = r"Anonymous authors\\Paper under double-blind review"
     if layout == "twocol":
         author = r"Anonymous authors\thanks{" + _escape(THANKS) + "}"
-    title_font = {"iclr": r"\LARGE\scshape", "neurips": r"\LARGE\bfseries", "twocol": r"\Large\bfseries"}[layout]
+    title_font = {"iclr": r"\LARGE\scshape", "neurips": r"\LARGE\bfseries", "twocol": r"\Large\bfseries"}[
+        layout
+    ]
     shown_title = title if caps else _title_case(title)
     out.append(r"\title{" + title_font + " " + _escape(shown_title) + r"}\author{" + author + r"}\date{}")
     out.append(r"\maketitle")
@@ -178,8 +188,11 @@ def typeset(text: str, layout: Layout, figures: Sequence[tuple[str, str]] = ()) 
     footnote_done, figures_done = False, not figures
     for kind, body in blocks:
         if kind == "abstract":
-            head = {"iclr": r"{\large\scshape Abstract}", "neurips": r"{\large\bfseries Abstract}",
-                    "twocol": r"{\bfseries\lsstyle ABSTRACT}"}[layout]
+            head = {
+                "iclr": r"{\large\scshape Abstract}",
+                "neurips": r"{\large\bfseries Abstract}",
+                "twocol": r"{\bfseries\lsstyle ABSTRACT}",
+            }[layout]
             out.append(r"\begin{center}" + head + r"\end{center}" + "\n" + r"\begin{quote}")
             headings.append(Heading(number="", title="Abstract", level=1))
             in_abstract = True
@@ -208,7 +221,11 @@ def typeset(text: str, layout: Layout, figures: Sequence[tuple[str, str]] = ()) 
             continue
         para = _escape(body)
         if first_para_of == "1" and not footnote_done:  # the first paragraph of the introduction
-            para = re.sub(r"(?<=\.)\s", r"\\footnote{" + _escape(FOOTNOTE) + "} ", para, count=1)
+            mark = r"\footnote{" + _escape(FOOTNOTE) + "}"
+            para = re.sub(
+                r"(?<=[a-z)]\.)(?=\s|$)", lambda _, m=mark: m, para, count=1
+            )  # after the first sentence
+            para += "" if mark in para else mark
             footnote_done = True
         out.append(para + "\n")
         if first_para_of == "1" and not figures_done:
@@ -222,8 +239,15 @@ def typeset(text: str, layout: Layout, figures: Sequence[tuple[str, str]] = ()) 
 
 def _figure(name: str, caption: str, layout: Layout) -> str:
     width = r"\columnwidth" if layout == "twocol" else r"0.6\linewidth"
-    return (r"\begin{figure}[t]\centering\includegraphics[width=" + width + "]{" + name + r"}\caption{"
-            + _escape(caption) + r"}\end{figure}")
+    return (
+        r"\begin{figure}[t]\centering\includegraphics[width="
+        + width
+        + "]{"
+        + name
+        + r"}\caption{"
+        + _escape(caption)
+        + r"}\end{figure}"
+    )
 
 
 def write(text: str, layout: Layout, folder: Path, figures: Sequence[tuple[str, str]] = ()) -> Typeset:

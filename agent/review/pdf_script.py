@@ -32,7 +32,8 @@ def word_row(word):
     size = max(c["size"] for c in chars)
     base = max(c["bottom"] for c in chars)
     keep = [
-        c for c in chars
+        c
+        for c in chars
         if not (c["size"] < 0.8 * size and c["bottom"] < base - 0.2 * size and c["text"] in MARKS)
     ]
     if not keep:  # a lone mark: a footnote's own number at its start
@@ -83,7 +84,9 @@ def main(pdf_path, out_path, figure_dir):
     pages, figures = [], 0
     with pdfplumber.open(pdf_path) as pdf:
         for number, page in enumerate(pdf.pages[:MAX_PAGES], 1):
-            words = page.extract_words(x_tolerance=1.5, y_tolerance=3, return_chars=True, expand_ligatures=True)
+            words = page.extract_words(
+                x_tolerance=1.5, y_tolerance=3, return_chars=True, expand_ligatures=True
+            )
             rows = [r for r in map(word_row, words) if r]
             found = []
             for i, box in enumerate(graphics_boxes(page), 1):
@@ -93,8 +96,15 @@ def main(pdf_path, out_path, figure_dir):
                 page.crop(box).to_image(resolution=FIGURE_DPI).save(f"{figure_dir}/{name}")
                 found.append([round(v, 2) for v in box] + [name])
                 figures += 1
-            pages.append({"width": float(page.width), "height": float(page.height), "words": rows, "rules": rules(page),
-                          "figures": found})
+            pages.append(
+                {
+                    "width": float(page.width),
+                    "height": float(page.height),
+                    "words": rows,
+                    "rules": rules(page),
+                    "figures": found,
+                }
+            )
     with open(out_path, "w") as f:
         json.dump({"pages": pages}, f)
 

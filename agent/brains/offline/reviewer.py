@@ -102,13 +102,14 @@ def _headings(text: str) -> list[str]:
     return [h for _, h in found]
 
 
-def _kinds(heading: str) -> set[str]:
+def heading_kinds(heading: str) -> set[str]:
+    """The canonical sections a heading's words name (`Experimental Setup` -> experiments)."""
     low = heading.lower()
     return {name for name, words in SECTION_WORDS.items() if any(w in low for w in words)}
 
 
 def _canonical(headings: list[str], text: str) -> list[str]:
-    kinds = [_kinds(h) for h in headings]
+    kinds = [heading_kinds(h) for h in headings]
     found = set().union(*kinds)
     if "method" not in found and "introduction" in found:
         # Papers name their method section after the method (`3 Finite Volume Neural Networks`):
@@ -317,6 +318,11 @@ def _strengths(f: Features) -> list[str]:
     return out or ["The paper states a concrete question; the rubric found little else to credit."]
 
 
+def missing_sections(f: Features) -> list[str]:
+    """Core sections the rubric found no heading for."""
+    return [s for s in CORE if s not in f.sections]
+
+
 def _weaknesses(f: Features) -> list[str]:
     out = []
     if not f.seeds:
@@ -329,7 +335,7 @@ def _weaknesses(f: Features) -> list[str]:
         out.append("No ablation study.")
     if f.baselines < 2:
         out.append("Little or no comparison with baselines.")
-    missing = [s.replace("_", " ") for s in CORE if s not in f.sections]
+    missing = [s.replace("_", " ") for s in missing_sections(f)]
     if missing:
         out.append(f"Missing or unrecognised sections: {', '.join(missing)}.")
     if f.figures == 0:
