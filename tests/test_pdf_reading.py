@@ -40,8 +40,7 @@ BENCH = default_data_dir()
 needs_bench = pytest.mark.skipif(
     not BENCH.is_dir(), reason="needs ../shared/review_bench (the calibration data)"
 )
-# (layout, paper id): accepted at 8/10, accepted at 7/10, rejected at 4/10.
-TEST_SET = [("iclr", "ccWaPGl9Hq"), ("neurips", "NH29920YEmj"), ("twocol", "d2XZsOT-_U_")]
+TEST_SET = list(zip(layouts.LAYOUTS, layouts.TEST_PAPERS, strict=True))  # one paper in each layout
 AXIS_LABEL = "qzxaxislabel"  # text inside a vector figure, which must stay out of the body
 CAPTIONS = ("Loss of the raster figure over training.", "The same curve drawn as vector graphics.")
 LEAKS = (layouts.RUNNING_HEADER, layouts.RUNNING_FOOTER, layouts.NOTICE, layouts.FOOTNOTE, layouts.THANKS)

@@ -7,14 +7,14 @@ JSON with a size cap and a depth bound, validates it with pydantic, and finds th
 (`agent.review.pdf_layout`): sections in reading order, without running headers, footers
 or footnotes.
 
-Why pdfplumber and not `pdftotext`, measured on the PDF test set (`bench/pdf_reading.py`:
-3 review-bench papers in each of 3 layouts, 9 PDFs, 141 sections) with the offline
-reviewer's own heading finder applied to pdftotext's text:
+Why pdfplumber and not `pdftotext`, measured by `bench/pdf_reading.py` on the PDF test set
+(the 3 papers of `pdf_layouts.TEST_PAPERS`, each in the 3 layouts: 9 PDFs, 156 sections), as
+the offline reviewer sees the text (its own heading finder on each reader's output):
 
-| reader               | sections found, in order | header/footer/footnote lines in the body |
-|----------------------|--------------------------|------------------------------------------|
-| pdftotext            | 30%  (42 / 141)          | 9 of 9 PDFs                              |
-| pdfplumber + layout  | 100% (141 / 141)         | 0 of 9 PDFs                              |
+| reader              | sections found, in order | PDFs with header/footer/footnote text in the body | PDFs with a present section reported missing |
+|---------------------|--------------------------|------------------|------------------|
+| pdftotext           | 80 / 156 (51%); ICLR-like layout 4 / 52 | 9 / 9 | 4 / 9 |
+| pdfplumber + layout | 156 / 156 (100%)         | 0 / 9            | 0 / 9            |
 
 pdftotext splits small caps (`I NTRODUCTION`), puts section numbers on lines of their own and
 keeps running headers and footnotes in the text; its plain text has no font sizes to tell
