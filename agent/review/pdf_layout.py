@@ -436,8 +436,9 @@ def body_size(pages: list[list[Line]]) -> float:
     return weight.most_common(1)[0][0] if weight else 10.0
 
 
-def structure(ex: Extraction, figures: list[PaperFigure] | None = None) -> Paper:
-    """The paper's title, sections in order, footnotes and figures."""
+def structure(ex: Extraction) -> Paper:
+    """The paper's title, its sections in order and its footnotes (figures are added by the
+    caller, which reads the PNGs: `figure_captions` gives their captions)."""
     pages = [page_lines(i + 1, p) for i, p in enumerate(ex.pages)]
     body = body_size(pages)
     running = running_lines(pages)
@@ -487,7 +488,7 @@ def structure(ex: Extraction, figures: list[PaperFigure] | None = None) -> Paper
         i += 1
     if sections:
         sections[-1].text = _join_lines(pending, vocab)
-    return Paper(title=title, sections=sections, footnotes=footnotes, figures=figures or [])
+    return Paper(title=title, sections=sections, footnotes=footnotes)
 
 
 CAPTION = re.compile(r"^(?:Figure|Fig\.)\s*\d+\s*[:.]")
@@ -516,12 +517,8 @@ def figure_captions(ex: Extraction) -> dict[str, str]:
             if first is None:
                 continue
             text, prev = first.text, first
-            for ln in lines[lines.index(first) + 1 :]:
-                if (
-                    ln.column != first.column
-                    or ln.top - prev.bottom > 0.5 * (prev.bottom - prev.top)
-                    or len(text) > 600
-                ):
+            for ln in [ln for ln in lines if ln.column == first.column and ln.top > first.top]:
+                if ln.top - prev.bottom > 0.5 * (prev.bottom - prev.top) or len(text) > 600:
                     break
                 text, prev = join_broken(text, ln.text, set()), ln
             out[name] = text
@@ -540,11 +537,7 @@ def _title(lines: list[Line], body: float) -> tuple[str, int]:
     title = " ".join(first[i].text.strip() for i in range(idx[0], idx[-1] + 1))
     rest = idx[-1] + 1
     for j in range(rest, len(first)):  # skip authors up to the first heading
-        if (
-            _is_heading(first[j], body)
-            and NAMED.match(first[j].text.strip())
-            or NUMBERED.match(first[j].text.strip())
-            and _is_heading(first[j], body)
-        ):
+        text = first[j].text.strip()
+        if _is_heading(first[j], body) and (NAMED.match(text) or NUMBERED.match(text)):
             return title, j
     return title, rest
