@@ -16,25 +16,24 @@ import re
 import shutil
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # headless: matplotlib picks its Agg backend
+import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-
-from agent.analysis import analyze  # noqa: E402
-from agent.brains.offline import reviewer  # noqa: E402
-from agent.brains.offline.brain import OfflineBrain  # noqa: E402
-from agent.errors import UserError  # noqa: E402
-from agent.models import IdeationContext, PaperContext  # noqa: E402
-from agent.paper import latex  # noqa: E402
-from agent.review import paper_text as reader  # noqa: E402
-from agent.review import pdf_layouts as layouts  # noqa: E402
-from agent.review.bench import default_data_dir  # noqa: E402
-from agent.review.pdf_layout import Extraction, join_broken, structure  # noqa: E402
-from agent.template.contract import list_templates, load_template  # noqa: E402
-from tests.helpers import cli  # noqa: E402
-from tests.test_offline_brain import PARTS, fake_results, paper, plan_all  # noqa: E402
+from agent.analysis import analyze
+from agent.brains import make_brain
+from agent.brains.offline import reviewer
+from agent.brains.offline.brain import OfflineBrain
+from agent.errors import UserError
+from agent.models import IdeationContext, PaperContext
+from agent.paper import latex
+from agent.review import paper_text as reader
+from agent.review import pdf_layouts as layouts
+from agent.review.bench import default_data_dir
+from agent.review.ensemble import review_paper
+from agent.review.pdf_layout import Extraction, join_broken, structure
+from agent.template.contract import list_templates, load_template
+from tests.helpers import cli
+from tests.test_offline_brain import PARTS, fake_results, paper, plan_all
 
 BENCH = default_data_dir()
 needs_bench = pytest.mark.skipif(
@@ -196,6 +195,26 @@ def test_cli_review_of_a_pdf_opens_with_what_the_rubric_judges(test_set, tmp_pat
     data = json.loads(out.stdout)
     assert data["scope"] == reviewer.SCOPE and data["meta"]["summary"].startswith(reviewer.SCOPE)
     assert [norm(s) for s in data["sections"]] == [norm(f"{h.number} {h.title}") for h in doc.headings]
+
+
+@needs_bench
+def test_the_llm_reviewer_reads_the_structure_and_is_handed_the_figures(test_set, tmp_path):
+    """The real `openai` client against a loopback server: the review prompt holds the PDF's
+    sections as Markdown headings, no running header, and each figure's page and caption."""
+    from tests.llm_server import LoopbackLLM
+    from tests.test_reviewing import make_review
+
+    doc, read, _ = test_set["twocol"]
+    brain_text = read.text()
+    with LoopbackLLM(default=lambda stage, req: make_review(5)) as srv:
+        brain = make_brain("test-model", srv.url, ledger_path=tmp_path / "usage.jsonl")
+        review_paper(brain, read, reviewers=1)
+        prompt = srv.for_stage("review")[0].user
+    assert all(f"## {s.heading}" in brain_text for s in read.sections)
+    assert f"## {doc.headings[1].number} {doc.headings[1].title}" in prompt
+    assert layouts.RUNNING_FOOTER not in prompt
+    for fig in read.figures:
+        assert f"- page {fig.page}: {fig.caption}" in prompt
 
 
 @needs_bench

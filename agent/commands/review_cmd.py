@@ -89,8 +89,8 @@ def render_outcome(outcome: ReviewOutcome, label: str, scope: str = "") -> Group
     reviews = [m, *outcome.reviews]
     for name in ["Meta", *(f"R{i + 1}" for i in range(len(outcome.reviews)))]:
         scores.add_column(name, justify="right")
-    for label, field in SCORES:
-        scores.add_row(label, *(str(getattr(r, field)) for r in reviews))
+    for row_name, field in SCORES:  # not `label`, which names the brain
+        scores.add_row(row_name, *(str(getattr(r, field)) for r in reviews))
     body = [
         f"[bold {colour}]{m.decision}[/], Overall {m.overall}/10, confidence {m.confidence}/5 ({label})",
         "", escape(summary), "",
