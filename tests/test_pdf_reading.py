@@ -278,7 +278,8 @@ def word(
 
 def test_letter_spacing_numbers_and_columns_on_a_synthetic_page():
     """A two-column page: a spanning title, a letter-spaced heading in the left column, a
-    number on its own line above a heading in the right column, lines at the same height."""
+    number on its own line above a heading in the right column, lines at the same height,
+    line numbers in the margin."""
     words = [word(150, 50, "A", 16), word(170, 50, "Title", 16, width=200)]
     words += [word(60, 100, "1", bold=True, width=5)]
     words += [word(75 + 8 * i, 100, c, bold=True, width=5) for i, c in enumerate("METHOD")]
@@ -286,6 +287,7 @@ def test_letter_spacing_numbers_and_columns_on_a_synthetic_page():
         top = 120 + 12 * row
         words += [word(60, top, f"left{row}", width=100), word(170, top, "text", width=100)]
         words += [word(320, top, f"right{row}", width=100), word(430, top, "text", width=100)]
+        words += [word(30, top, f"{row + 7:03d}", 7, width=12)]  # a submission's line numbers
     words += [word(320, 500, "2", 12, bold=True, width=6), word(320, 516, "Results", 12, bold=True, width=60)]
     words += [word(320, 540, "closing", width=100)]
     page = {"width": 612, "height": 792, "words": words}
@@ -294,3 +296,4 @@ def test_letter_spacing_numbers_and_columns_on_a_synthetic_page():
     text = paper.sections[0].text
     assert text.index("left29") < text.index("right0")  # the left column is read first
     assert paper.sections[1].text == "closing"
+    assert not re.search(r"\b0\d\d\b", text)

@@ -7,7 +7,8 @@ What it handles, and how:
   almost no word; lines that cross it (a title, a wide figure's caption) span the page, and
   between two spanning lines the left column is read before the right one;
 - **running headers and footers**: the first and last two lines of a page whose text, digits
-  aside, repeats on at least 40% of the pages, and lone page numbers there;
+  aside, repeats on at least 40% of the pages, and lone page numbers there; a submission's
+  line numbers in the margins;
 - **footnotes**: the lines below a footnote rule (a short rule at a column's left edge) that
   are set smaller than the body; raised footnote marks are dropped by the extraction script;
 - **headings**: short lines set larger than the body, or bold, or in capitals, that carry a
@@ -211,10 +212,22 @@ def gutter(page: PageWords) -> tuple[float, float] | None:
     return float(left), float(right)
 
 
+def _margin_numbers(words: list[Word]) -> set[int]:
+    """Indices of the line numbers a submission prints in its margins (`042`): digit-only words
+    left of the text block's left edge or right of its right edge."""
+    text = sorted(w[0] for w in words if not w[6].isdigit())
+    ends = sorted(w[2] for w in words if not w[6].isdigit())
+    if len(text) < 20:
+        return set()
+    left, right = text[len(text) // 20], ends[-len(ends) // 20 - 1]
+    return {i for i, w in enumerate(words) if w[6].isdigit() and (w[2] < left - 3 or w[0] > right + 3)}
+
+
 def page_lines(number: int, page: PageWords) -> list[Line]:
-    """The page's lines in reading order, figure-internal text left out."""
+    """The page's lines in reading order; figure-internal text and margin line numbers left out."""
     boxes = [f[:4] for f in page.figures]
-    words = [w for w in page.words if not any(_inside(w, b) for b in boxes)]
+    margin = _margin_numbers(page.words)
+    words = [w for i, w in enumerate(page.words) if i not in margin and not any(_inside(w, b) for b in boxes)]
     gap = gutter(page.model_copy(update={"words": words}))
     if gap is None:
         return [_line(number, row, 0) for row in _rows(words)]
