@@ -215,11 +215,12 @@ def gutter(page: PageWords) -> tuple[float, float] | None:
 def _margin_numbers(words: list[Word]) -> set[int]:
     """Indices of the line numbers a submission prints in its margins (`042`): digit-only words
     left of the text block's left edge or right of its right edge."""
-    text = sorted(w[0] for w in words if not w[6].isdigit())
-    ends = sorted(w[2] for w in words if not w[6].isdigit())
-    if len(text) < 20:
+    starts = Counter(round(w[0]) for w in words if not w[6].isdigit())  # lines start at the left edge
+    ends = Counter(round(w[2]) for w in words if not w[6].isdigit())  # justified lines end at the right
+    edges = [x for x, n in starts.items() if n >= 5], [x for x, n in ends.items() if n >= 5]
+    if not edges[0] or not edges[1]:
         return set()
-    left, right = text[len(text) // 20], ends[-len(ends) // 20 - 1]
+    left, right = min(edges[0]), max(edges[1])
     return {i for i, w in enumerate(words) if w[6].isdigit() and (w[2] < left - 3 or w[0] > right + 3)}
 
 
