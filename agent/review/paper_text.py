@@ -57,7 +57,7 @@ def read_paper(path: Path) -> Paper:
         )
     if suffix == ".pdf":
         paper = read_pdf(path)
-        if not any(s.text.strip() or s.title.strip() for s in paper.sections) and not paper.title:
+        if not (paper.title or paper.front.strip() or paper.sections):
             raise UserError(f"{path}: no text found (a scanned PDF without a text layer?)")
         return paper
     return Paper(source=_text(path))

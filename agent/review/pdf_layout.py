@@ -69,6 +69,10 @@ class Paper(BaseModel):
     """A paper read for review: the structured text both reviewers get, and its figures."""
 
     title: str = ""
+    front: str = Field(
+        default="",
+        description="text before the first heading: authors, or all of a document that has no headings",
+    )
     sections: list[Section] = Field(default_factory=list)
     footnotes: list[str] = Field(default_factory=list)
     figures: list[PaperFigure] = Field(default_factory=list)
@@ -81,6 +85,8 @@ class Paper(BaseModel):
     def markdown(self) -> str:
         """The text as the reviewers read it: `#` title, `##`/`###` headings, paragraphs."""
         out = [f"# {self.title}"] if self.title else []
+        if self.front:
+            out.append(self.front)
         for s in self.sections:
             out.append(f"{'#' * min(4, s.level + 1)} {s.heading}")
             if s.text:
@@ -468,7 +474,8 @@ def structure(ex: Extraction) -> Paper:
     vocab = _vocabulary(kept)
     title, start = _title(kept, body)
     sections: list[Section] = []
-    pending: list[Line] = []
+    front: list[Line] = []  # lines before the first heading
+    pending: list[Line] = []  # lines of the current section
     i = start
     while i < len(kept):
         ln = kept[i]
@@ -498,11 +505,16 @@ def structure(ex: Extraction) -> Paper:
             number, name = (m["num"], m["title"]) if m else ("", heading)
             sections.append(Section(number=number, title=name, level=_level(number)))
         else:
-            pending.append(ln)
+            (pending if sections else front).append(ln)
         i += 1
     if sections:
         sections[-1].text = _join_lines(pending, vocab)
-    return Paper(title=title, sections=sections, footnotes=footnotes)
+    skipped = [
+        ln for ln in kept[:start] if not (title and ln.page == kept[0].page and ln.text.strip() in title)
+    ]
+    return Paper(
+        title=title, front=_join_lines(skipped + front, vocab), sections=sections, footnotes=footnotes
+    )
 
 
 CAPTION = re.compile(r"^(?:Figure|Fig\.)\s*\d+\s*[:.]")
@@ -548,8 +560,13 @@ def _title(lines: list[Line], body: float) -> tuple[str, int]:
     if top_size < 1.2 * body:
         return "", 0
     idx = [i for i, ln in enumerate(first[:15]) if abs(ln.size - top_size) < 0.3]
-    title = " ".join(first[i].text.strip() for i in range(idx[0], idx[-1] + 1))
-    rest = idx[-1] + 1
+    if re.match(r"\d+(?:\.\d+)*\.?\s", first[idx[0]].text.strip()):  # the largest text is `1 Introduction`
+        return "", 0
+    run = [idx[0]]
+    while run[-1] + 1 in idx:  # the title's lines, one after another
+        run.append(run[-1] + 1)
+    title = " ".join(first[i].text.strip() for i in run)
+    rest = run[-1] + 1
     for j in range(rest, len(first)):  # skip authors up to the first heading
         text = first[j].text.strip()
         if _is_heading(first[j], body) and (NAMED.match(text) or NUMBERED.match(text)):
