@@ -33,23 +33,13 @@ from agent.review.paper_text import Paper, read_paper
 ACCEPT_AT = 6
 METRICS = ("balanced_accuracy", "accuracy", "f1", "auc", "fpr", "fnr")
 LABELS = {
-    "balanced_accuracy": "Balanced acc.",
-    "accuracy": "Accuracy",
-    "f1": "F1",
-    "auc": "AUC",
-    "fpr": "FPR",
-    "fnr": "FNR",
+    "balanced_accuracy": "Balanced acc.", "accuracy": "Accuracy", "f1": "F1", "auc": "AUC",
+    "fpr": "FPR", "fnr": "FNR",
 }
 # AI Scientist paper (GPT-4o, 5 reviews + meta, ICLR 2022); humans: NeurIPS 2021 experiment.
 REFERENCE: dict[str, dict[str, float]] = {
-    "GPT-4o (paper)": {
-        "balanced_accuracy": 0.65,
-        "accuracy": 0.66,
-        "f1": 0.57,
-        "auc": 0.65,
-        "fpr": 0.31,
-        "fnr": 0.39,
-    },
+    "GPT-4o (paper)": {"balanced_accuracy": 0.65, "accuracy": 0.66, "f1": 0.57, "auc": 0.65,
+                           "fpr": 0.31, "fnr": 0.39},
     "Humans": {"balanced_accuracy": 0.66, "f1": 0.49},
 }
 
@@ -84,14 +74,8 @@ def find_ratings(data: Path) -> Path:
     inner = sorted(data.glob("*/ratings.tsv")) if data.is_dir() else []
     if len(inner) == 1:
         return inner[0]
-    hint = (
-        f" (found {len(inner)} data sets; pick one: {', '.join(str(p.parent) for p in inner)})"
-        if inner
-        else ""
-    )
-    raise UserError(
-        f"{data}: no ratings.tsv{hint}; expected the layout of ../shared/review_bench/ (see its README)"
-    )
+    hint = f" (found {len(inner)} data sets; pick one: {', '.join(str(p.parent) for p in inner)})" if inner else ""
+    raise UserError(f"{data}: no ratings.tsv{hint}; expected the layout of ../shared/review_bench/ (see its README)")
 
 
 def load(data: Path) -> list[BenchPaper]:
@@ -168,12 +152,8 @@ def review_one(brain: Brain, paper: BenchPaper, reviewers: int, pdf: bool = Fals
 
 
 def run_reviews(
-    brain: Brain,
-    papers: list[BenchPaper],
-    reviewers: int,
-    workers: int,
-    on_done: Callable[[Prediction], None] = lambda p: None,
-    pdf: bool = False,
+    brain: Brain, papers: list[BenchPaper], reviewers: int, workers: int,
+    on_done: Callable[[Prediction], None] = lambda p: None, pdf: bool = False,
 ) -> tuple[list[Prediction], str | None]:
     """Review every paper on `workers` threads; returns predictions in paper order and the
     reason it stopped early (a spent budget), if it did. Threads suit an LLM, whose calls
@@ -215,10 +195,8 @@ class Estimate(BaseModel):
 
 def confusion(truth: np.ndarray, pred: np.ndarray) -> dict[str, int]:
     return {
-        "tp": int(np.sum(truth & pred)),
-        "fp": int(np.sum(~truth & pred)),
-        "tn": int(np.sum(~truth & ~pred)),
-        "fn": int(np.sum(truth & ~pred)),
+        "tp": int(np.sum(truth & pred)), "fp": int(np.sum(~truth & pred)),
+        "tn": int(np.sum(~truth & ~pred)), "fn": int(np.sum(truth & ~pred)),
     }
 
 
@@ -308,9 +286,7 @@ class BenchReport(BaseModel):
     wall_s: float = 0.0
     as_pdf: bool = Field(default=False, description="each text was typeset as a PDF and read back")
     text_metrics: dict[str, Estimate] | None = Field(
-        default=None,
-        description="with as_pdf: the same papers reviewed from their plain text, for comparison",
-    )
+        default=None, description="with as_pdf: the same papers reviewed from their plain text, for comparison")
     cost: dict | None = Field(default=None, description="ledger summary when an LLM was used")
     predictions: list[Prediction] = Field(default_factory=list)
 
@@ -327,15 +303,10 @@ def evaluate(preds: list[Prediction], resamples: int = 1000, seed: int = 0) -> d
     point = metrics(truth, pred, score)
     cis = bootstrap(truth, pred, score, resamples, seed)
     return dict(
-        n=len(good),
-        n_accept=int(truth.sum()),
-        failed=len(preds) - len(good),
+        n=len(good), n_accept=int(truth.sum()), failed=len(preds) - len(good),
         confusion=confusion(truth, pred),
         metrics={k: Estimate(value=_nan_none(point[k]), low=cis[k][0], high=cis[k][1]) for k in METRICS},
-        **correlations(score, human),
-        mean_overall=float(score.mean()),
-        resamples=resamples,
-        seed=seed,
+        **correlations(score, human), mean_overall=float(score.mean()), resamples=resamples, seed=seed,
     )
 
 
@@ -350,10 +321,8 @@ def render(report: BenchReport):
     def f(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.2f}"
 
-    table = Table(
-        title=f"Review bench: {report.n} papers ({report.n_accept} accepted), "
-        f"{report.model}, {report.reviewers} review(s) + meta, accept iff Overall >= {ACCEPT_AT}"
-    )
+    table = Table(title=f"Review bench: {report.n} papers ({report.n_accept} accepted), "
+                        f"{report.model}, {report.reviewers} review(s) + meta, accept iff Overall >= {ACCEPT_AT}")
     table.add_column("Metric")
     table.add_column("Ours (PDF)" if report.as_pdf else "Ours", justify="right")
     table.add_column("95% CI", justify="right")
@@ -366,23 +335,12 @@ def render(report: BenchReport):
         e = report.metrics[k]
         ci = "n/a" if e.low is None else f"[{e.low:.2f}, {e.high:.2f}]"
         plain = [f(text[k].value)] if text is not None else []
-        table.add_row(
-            LABELS[k],
-            f(e.value),
-            ci,
-            *plain,
-            *(f(REFERENCE[r].get(k)) if k in REFERENCE[r] else "-" for r in REFERENCE),
-        )
+        table.add_row(LABELS[k], f(e.value), ci, *plain, *(f(REFERENCE[r].get(k)) if k in REFERENCE[r] else "-"
+                                                          for r in REFERENCE))
     c = report.confusion
     lines = [
-        *(
-            [
-                "PDF: each text typeset in the ICLR-like layout, compiled with LaTeX and read back from the PDF; "
-                "'Plain text' reviews the same papers from their text."
-            ]
-            if report.as_pdf
-            else []
-        ),
+        *(["PDF: each text typeset in the ICLR-like layout, compiled with LaTeX and read back from the PDF; "
+           "'Plain text' reviews the same papers from their text."] if report.as_pdf else []),
         "Reference: AI Scientist paper (GPT-4o, 5 reviews + meta, ICLR 2022); humans: NeurIPS 2021 "
         "consistency experiment.",
         f"Correlation of Overall with the mean human score: Pearson {f(report.pearson)}, "
@@ -395,27 +353,17 @@ def render(report: BenchReport):
     if report.stopped:
         lines.append(f"Stopped early: {report.stopped}")
     if report.cost is not None:
-        lines.append(
-            f"Cost ${report.cost.get('cost_usd', 0):.4f}: {report.cost.get('calls', 0)} calls, "
-            f"{report.cost.get('prompt_tokens', 0)} prompt + "
-            f"{report.cost.get('completion_tokens', 0)} completion tokens"
-        )
+        lines.append(f"Cost ${report.cost.get('cost_usd', 0):.4f}: {report.cost.get('calls', 0)} calls, "
+                     f"{report.cost.get('prompt_tokens', 0)} prompt + "
+                     f"{report.cost.get('completion_tokens', 0)} completion tokens")
     lines.append(f"Wall time {report.wall_s:.1f} s; data {report.data}")
     return Group(table, *lines)
 
 
 def bench(
-    brain: Brain,
-    data: Path,
-    *,
-    limit: int | None = None,
-    reviewers: int = 1,
-    seed: int = 0,
-    workers: int = 1,
-    resamples: int = 1000,
-    on_start: Callable[[int], None] = lambda n: None,
-    on_done: Callable[[Prediction], None] = lambda p: None,
-    cost: Callable[[], dict | None] = lambda: None,
+    brain: Brain, data: Path, *, limit: int | None = None, reviewers: int = 1, seed: int = 0,
+    workers: int = 1, resamples: int = 1000, on_start: Callable[[int], None] = lambda n: None,
+    on_done: Callable[[Prediction], None] = lambda p: None, cost: Callable[[], dict | None] = lambda: None,
     pdf: bool = False,
 ) -> BenchReport:
     """Load, sample, review and score: the whole benchmark, without any display. With `pdf`,
@@ -431,14 +379,6 @@ def bench(
         text_preds, _ = run_reviews(brain, [p for p in papers if p.id in read], reviewers, workers)
         text_metrics = evaluate(text_preds, resamples, seed)["metrics"] if read else None
     return BenchReport(
-        data=str(data),
-        model=brain.info.label,
-        reviewers=reviewers,
-        stopped=stopped,
-        wall_s=wall,
-        cost=cost(),
-        predictions=preds,
-        as_pdf=pdf,
-        text_metrics=text_metrics,
-        **evaluate(preds, resamples, seed),
+        data=str(data), model=brain.info.label, reviewers=reviewers, stopped=stopped, wall_s=wall,
+        cost=cost(), predictions=preds, as_pdf=pdf, text_metrics=text_metrics, **evaluate(preds, resamples, seed),
     )
