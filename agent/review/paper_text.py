@@ -24,6 +24,7 @@ pdfminer.six and pypdfium2 is not.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent.errors import UserError
+from agent.errors import ToolMissing, UserError
 from agent.models import PaperFigure
 from agent.review.pdf_layout import Extraction, Paper, figure_captions, structure
 from agent.sandbox import runner as sandbox
@@ -46,8 +47,8 @@ LIMITS = Limits(timeout_s=180, memory_mb=3072, disk_mb=256, max_procs=16, file_s
 
 
 def read_paper(path: Path) -> Paper:
-    """The paper in `path`: structured from a PDF's layout, or the text of a .tex/.txt/.md file
-    as one untitled section (the reviewers read LaTeX and Markdown headings themselves)."""
+    """The paper in `path`: structured from a PDF's layout, or a .tex/.txt/.md file's own text
+    (the reviewers read LaTeX and Markdown headings themselves)."""
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -77,6 +78,8 @@ def _text(path: Path) -> str:
 
 def read_pdf(pdf: Path) -> Paper:
     """Run the extraction script on a copy of `pdf` in the sandbox and structure its output."""
+    if importlib.util.find_spec("pdfplumber") is None:
+        raise ToolMissing("pdfplumber is not installed; install it with `pip install pdfplumber` (or `make setup`)")
     with tempfile.TemporaryDirectory(prefix="ai-scientist-pdf-") as tmp:
         work = Path(tmp)
         shutil.copyfile(pdf, work / "paper.pdf")

@@ -4,7 +4,8 @@ never runs in the orchestrator. The `agent` package is not importable there; onl
 
 It writes, per page, the words with their box, font size and weight (what headings, running
 headers and footnotes are told apart by), and renders each figure to a PNG in `figures/`.
-The orchestrator (agent/review/pdf_reader.py) validates the JSON and does the layout analysis.
+The orchestrator (agent/review/paper_text.py) validates the JSON, and agent/review/pdf_layout.py
+finds the structure.
 
     {"pages": [{"width": W, "height": H,
                 "words": [[x0, top, x1, bottom, size, bold, text], ...],
