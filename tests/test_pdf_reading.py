@@ -15,9 +15,11 @@ import random
 import re
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt  # headless: matplotlib picks its Agg backend
 import pytest
+from rich.console import Console
 
 from agent.analysis import analyze
 from agent.brains import make_brain
@@ -26,6 +28,7 @@ from agent.brains.offline.brain import OfflineBrain
 from agent.errors import UserError
 from agent.models import IdeationContext, PaperContext
 from agent.paper import latex
+from agent.review import bench as rb
 from agent.review import paper_text as reader
 from agent.review import pdf_layouts as layouts
 from agent.review.bench import default_data_dir
@@ -60,9 +63,15 @@ def figures(folder: Path) -> list[tuple[str, str]]:
     return list(zip(("curve.png", "curve_vector.pdf"), CAPTIONS, strict=True))
 
 
+class Built(NamedTuple):
+    doc: layouts.Typeset  # what was typeset
+    read: reader.Paper  # what was read back from the PDF
+    source: str  # the review-bench text
+    pdf: Path
+
+
 @pytest.fixture(scope="module")
-def test_set(tmp_path_factory) -> dict[str, tuple[layouts.Typeset, reader.Paper, str]]:
-    """layout -> (what was typeset, what was read back from the PDF, the source text)."""
+def test_set(tmp_path_factory) -> dict[str, Built]:
     out = {}
     for layout, pid in TEST_SET:
         folder = tmp_path_factory.mktemp(layout)
@@ -70,14 +79,14 @@ def test_set(tmp_path_factory) -> dict[str, tuple[layouts.Typeset, reader.Paper,
         doc = layouts.write(text, layout, folder, figures(folder))
         built = latex.compile_pdf(folder)
         assert built.ok, built.problems
-        out[layout] = (doc, reader.read_paper(built.pdf), text)
+        out[layout] = Built(doc, reader.read_paper(built.pdf), text, built.pdf)
     return out
 
 
 @needs_bench
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 def test_every_section_is_found_in_order_with_no_running_text_in_the_body(test_set, layout):
-    doc, read, _ = test_set[layout]
+    doc, read, _, _ = test_set[layout]
     assert [norm(s.heading) for s in read.sections] == [norm(f"{h.number} {h.title}") for h in doc.headings]
     assert [s.level for s in read.sections] == [h.level for h in doc.headings]
     assert norm(read.title) == norm(doc.title)
@@ -93,7 +102,7 @@ def test_every_section_is_found_in_order_with_no_running_text_in_the_body(test_s
 def test_words_come_back_whole_hyphenation_and_ligatures_undone(test_set, layout):
     """Nearly every word read from the PDF is a word of the source text: no `experi-`/`ments`
     halves left by hyphenation, no `ﬁ` ligatures, no `I NTRODUCTION`."""
-    _, read, source = test_set[layout]
+    _, read, source, _ = test_set[layout]
     vocab = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", source + " ".join(CAPTIONS))}
     words = [w.lower() for s in read.sections for w in re.findall(r"[A-Za-z]{3,}", s.text)]
     unknown = [w for w in words if w not in vocab]
@@ -104,7 +113,7 @@ def test_words_come_back_whole_hyphenation_and_ligatures_undone(test_set, layout
 @needs_bench
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 def test_figures_come_back_as_pngs_with_their_captions(test_set, layout):
-    _, read, _ = test_set[layout]
+    read = test_set[layout].read
     assert len(read.figures) == 2
     for fig, caption in zip(
         read.figures, ("Figure 1: Loss of the raster", "Figure 2: The same curve"), strict=True
@@ -121,7 +130,7 @@ def present_kinds(doc: layouts.Typeset) -> set[str]:
 @needs_bench
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 def test_the_offline_review_lists_no_present_section_as_missing(test_set, layout):
-    doc, read, _ = test_set[layout]
+    doc, read, _, _ = test_set[layout]
     review = reviewer.review(read.text())
     assert review.summary.startswith(reviewer.SCOPE + "\n")
     assert reviewer.NOT_JUDGED in review.summary
@@ -179,13 +188,8 @@ def test_template_papers_are_read_with_every_section(tmp_path):
 
 
 @needs_bench
-def test_cli_review_of_a_pdf_opens_with_what_the_rubric_judges(test_set, tmp_path):
-    pdf = tmp_path / "paper.pdf"
-    doc, _, _ = test_set["iclr"]
-    folder = tmp_path / "build"
-    folder.mkdir()
-    layouts.write((BENCH / "papers" / f"{TEST_SET[0][1]}.txt").read_text(errors="replace"), "iclr", folder)
-    shutil.copy(latex.compile_pdf(folder).pdf, pdf)
+def test_cli_review_of_a_pdf_opens_with_what_the_rubric_judges(test_set):
+    doc, pdf = test_set["iclr"].doc, test_set["iclr"].pdf
     human = cli("review", str(pdf), "--reviewers", "1")
     assert human.returncode == 0, human.stderr[-2000:]
     assert human.stdout.splitlines()[0].strip() == reviewer.SCOPE[: len(human.stdout.splitlines()[0].strip())]
@@ -204,7 +208,7 @@ def test_the_llm_reviewer_reads_the_structure_and_is_handed_the_figures(test_set
     from tests.llm_server import LoopbackLLM
     from tests.test_reviewing import make_review
 
-    doc, read, _ = test_set["twocol"]
+    doc, read, _, _ = test_set["twocol"]
     brain_text = read.text()
     with LoopbackLLM(default=lambda stage, req: make_review(5)) as srv:
         brain = make_brain("test-model", srv.url, ledger_path=tmp_path / "usage.jsonl")
@@ -224,8 +228,10 @@ def test_cli_review_bench_as_pdf_reports_the_plain_text_figure_beside(tmp_path):
     report = json.loads(out.stdout)
     assert report["as_pdf"] and report["n"] == 3 and report["failed"] == 0
     assert set(report["text_metrics"]) == set(report["metrics"])
-    human = cli("review-bench", "--data", str(BENCH), "--limit", "3", "--as-pdf", "--resamples", "50")
-    assert human.returncode == 0 and "Plain text" in human.stdout and "Ours (PDF)" in human.stdout
+    console = Console(record=True, width=160)
+    console.print(rb.render(rb.BenchReport.model_validate(report)))
+    shown = console.export_text()
+    assert "Plain text" in shown and "Ours (PDF)" in shown and "read back from the PDF" in shown
 
 
 # ---------------------------------------------------------------- hostile output of the reader
