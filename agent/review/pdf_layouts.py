@@ -83,12 +83,10 @@ _PREAMBLES: dict[Layout, str] = {
 
 # A heading of the review-bench texts: a number (or an appendix letter) and capitals, or one
 # of the unnumbered headings papers use; see ../shared/review_bench/README.md.
-_NUMBERED = re.compile(
-    r"^(?P<num>\d{1,2}(?:\.\d{1,2}){0,2}|[A-H](?:\.\d{1,2}){0,2})\.?\s+(?P<title>[A-Z][^a-z]{2,90})$"
-)
-_UNNUMBERED = re.compile(
-    r"^(?P<title>REFERENCES|ACKNOWLEDG(?:E?MENTS?)|REPRODUCIBILITY STATEMENT|ETHICS STATEMENT|APPENDIX)$"
-)
+_NUMBER = r"(?P<num>\d{1,2}(?:\.\d{1,2}){0,2}|[A-H](?:\.\d{1,2}){0,2})\.?\s+"
+_NUMBERED = re.compile(_NUMBER + r"(?P<title>[A-Z][^a-z]{2,90})$")  # `2.1 MACHINE LEARNING FAIRNESS`
+_NUMBERED_TITLE_CASE = re.compile(_NUMBER + r"(?P<title>[A-Z][\w ,:&'()/\-]{1,80}[\w)])$")  # `3 Related Work`
+_UNNUMBERED = re.compile(r"^(?P<title>[A-Z][A-Z \-&:]{4,60})$")  # `INTRODUCTION`, as the bench texts set them
 _CAPS_CONTINUATION = re.compile(r"^[A-Z][^a-z]{2,90}$")
 _ENCODER = UnicodeToLatexEncoder(unknown_char_policy="ignore", unknown_char_warning=False)
 
@@ -123,12 +121,54 @@ def _title_case(caps: str) -> str:
     return " ".join(w[:1] + w[1:].lower() for w in caps.split())
 
 
+def _heading(line: str) -> re.Match[str] | None:
+    """A heading line of a bench text: numbered in capitals or in title case, or unnumbered in
+    capitals (the forms the reviewer's own heading finder reads in the plain text)."""
+    if m := _NUMBERED.match(line):
+        return m
+    if (m := _UNNUMBERED.match(line)) and len(line.split()) <= 8 and re.search(r"[A-Z]{4}", line):
+        return m  # not a row of acronyms (`KL LOO`)
+    m = _NUMBERED_TITLE_CASE.match(line)
+    words = m["title"].split() if m else []
+    long_words = [w for w in words if len(w) >= 4]
+    if (
+        m
+        and len(words) <= 12
+        and long_words
+        and sum(w[0].isupper() for w in long_words) * 2 >= len(long_words)
+    ):
+        return m
+    return None
+
+
+def _title(lines: list[str]) -> str:
+    """The `#` line, else the capitals before the abstract (past a running header)."""
+    if hashed := next((ln for ln in lines if ln.startswith("#")), None):
+        return re.sub(r"\s*#+\s*", " ", hashed).strip()
+    caps = []
+    for ln in lines[:12]:
+        text = ln.strip()
+        if _CAPS_CONTINUATION.match(text) and not _is_abstract(text):
+            caps.append(text)
+        elif caps:
+            break
+    return " ".join(caps) or next((ln.strip() for ln in lines if ln.strip()), "")
+
+
+def _is_abstract(line: str) -> bool:
+    return line.strip("#*_ ").lower() == "abstract"
+
+
 def _blocks(text: str) -> tuple[str, list[tuple[str, str]]]:
     """The title, then ('heading', number|title) and ('para', text) blocks of a bench text."""
     lines = text.splitlines()
-    title_line = next((ln for ln in lines if ln.startswith("#")), lines[0] if lines else "Untitled")
-    title = re.sub(r"\s*#+\s*", " ", title_line).strip() or "Untitled"
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == "ABSTRACT"), 0)
+    for i in range(len(lines) - 1):  # `1` on a line of its own above `INTRODUCTION`
+        if re.fullmatch(r"\d{1,2}(?:\.\d{1,2}){0,2}", lines[i].strip()) and _UNNUMBERED.match(
+            lines[i + 1].strip()
+        ):
+            lines[i], lines[i + 1] = "", f"{lines[i].strip()} {lines[i + 1].strip()}"
+    title = _title(lines) or "Untitled"
+    start = next((i for i, ln in enumerate(lines) if _is_abstract(ln)), 0)
     blocks: list[tuple[str, str]] = []
     para: list[str] = []
 
@@ -139,14 +179,21 @@ def _blocks(text: str) -> tuple[str, list[tuple[str, str]]]:
 
     for raw in lines[start:]:
         line = raw.strip()
-        if line == "ABSTRACT":
+        bare = line.strip("#* ")
+        if _is_abstract(line):
             flush()
             blocks.append(("abstract", ""))
-        elif m := (_NUMBERED.match(line) or _UNNUMBERED.match(line)):
+        elif m := _heading(bare):
             flush()
             blocks.append(("heading", f"{m.groupdict().get('num') or ''}\t{m['title']}"))
-        elif blocks and blocks[-1][0] == "heading" and not para and _CAPS_CONTINUATION.match(line):
-            blocks[-1] = ("heading", blocks[-1][1] + " " + line)  # a heading that wrapped
+        elif (
+            blocks
+            and blocks[-1][0] == "heading"
+            and not blocks[-1][1].startswith("\t")
+            and not para
+            and _CAPS_CONTINUATION.match(line)
+        ):
+            blocks[-1] = ("heading", blocks[-1][1] + " " + line)  # a numbered heading that wrapped
         elif not line or line.startswith("|") or line.startswith("!["):
             flush()  # tables and images of the text version are not typeset
         else:
@@ -208,7 +255,7 @@ def typeset(text: str, layout: Layout, figures: Sequence[tuple[str, str]] = ()) 
             if not number:
                 out.append(r"\section*{" + _escape(shown) + "}")
                 headings.append(Heading(number="", title=shown, level=1))
-                in_refs = raw_title == "REFERENCES"
+                in_refs = raw_title.upper() == "REFERENCES"
                 if in_refs:
                     out.append(r"\small")
                 continue
