@@ -12,6 +12,7 @@ plus `ideas_reflect`, `meta_review_reflect` and `write_section:<section>`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
@@ -45,6 +46,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -357,9 +359,12 @@ class LLMBrain:
 
     # ------------------------------------------------------------------ review
 
-    def review(self, paper_text: str, *, idea: str = "") -> Review:
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+        """The figures are listed by page and caption; sending them as image parts is the LLM
+        client's vision support (issue 12), which takes `figures` as they are."""
         tag = idea
-        system, user = render("review", paper=paper_text[:PAPER_CHARS])
+        listing = "\n".join(f"- page {f.page}: {f.caption or '(no caption found)'}" for f in figures)
+        system, user = render("review", paper=paper_text[:PAPER_CHARS], figures=listing or "(none extracted)")
         return self.client.complete("review", system, user, Review, idea=tag, max_tokens=2000)
 
     def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:

@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import random
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from agent.brains.base import BrainInfo
@@ -33,6 +34,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -369,7 +371,7 @@ class OfflineBrain:
 
     def __init__(self, seed: int = 0):
         self.seed = seed
-        self.info = BrainInfo(kind="offline", model="offline")
+        self.info = BrainInfo(kind="offline", model="offline", review_scope=offline_reviewer.SCOPE)
 
     def _rng(self, *parts: Any) -> random.Random:
         return random.Random(_stable_seed(self.seed, *parts))
@@ -474,8 +476,8 @@ class OfflineBrain:
 
     # -- review
 
-    def review(self, paper_text: str, *, idea: str = "") -> Review:
-        return offline_reviewer.review(paper_text)
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+        return offline_reviewer.review(paper_text)  # the rubric reads the text; captions are in it
 
     def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
         return offline_reviewer.meta_review(reviews)
