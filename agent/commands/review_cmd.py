@@ -123,9 +123,32 @@ def review_bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
     as_pdf: bool = typer.Option(False, "--as-pdf", help="Typeset each text as an ICLR-like PDF (LaTeX), review "
                                 "what is read back from it, and report the plain-text figures beside"),
+    archive: bool = typer.Option(False, "--archive", help="Measure the archive's own reviews against your "
+                                 "verdicts (`archive rate`; $AI_SCIENTIST_ARCHIVE, else ./archive) instead"),
 ) -> None:
     """Measure the reviewer against human accept/reject decisions, with bootstrap CIs."""
     from agent.review import bench as review_bench  # numpy and scipy: loaded only for this command
+    if archive:
+        from agent.archive.store import Archive, default_archive_root
+
+        if data is not None or as_pdf:
+            raise UserError("--archive measures the archive's reviews against your verdicts; it takes no --data or --as-pdf")
+        root = default_archive_root()
+        if not root.is_dir():
+            raise UserError(f"no archive at {root}; set AI_SCIENTIST_ARCHIVE or run from the folder that holds it")
+        report = review_bench.archive_bench(Archive(root), resamples=resamples, seed=seed)
+    else:
+        report = _iclr_bench(review_bench, data, model, base_url, limit, reviewers, seed, parallel, resamples,
+                             budget_usd, as_pdf)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        console.print(review_bench.render(report))
+
+
+def _iclr_bench(review_bench, data: Path | None, model: str | None, base_url: str | None, limit: int | None,  # noqa: ANN001
+                reviewers: int | None, seed: int, parallel: int | None, resamples: int, budget_usd: float | None,
+                as_pdf: bool) -> review_bench.BenchReport:
     data = data or review_bench.default_data_dir()
     if not data.exists():
         raise UserError(f"{data}: no such folder; pass --data DIR (the layout of ../shared/review_bench/)")
@@ -135,11 +158,7 @@ def review_bench_cmd(
         llm = brain.info.concurrent  # a brain that waits on the network: a bigger ensemble, in parallel
         k = reviewers if reviewers is not None else (5 if llm else 1)
         workers = parallel or (8 if llm else 1)
-        report = _bench_with_progress(brain, data, limit, k, seed, workers, resamples, ledger, as_pdf)
-    if as_json:
-        print(report.model_dump_json(indent=2))
-    else:
-        console.print(review_bench.render(report))
+        return _bench_with_progress(brain, data, limit, k, seed, workers, resamples, ledger, as_pdf)
 
 
 def _bench_with_progress(brain: Brain, data: Path, limit: int | None, reviewers: int, seed: int,

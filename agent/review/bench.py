@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
+from agent.archive.store import Archive
 from agent.brains.base import Brain
 from agent.errors import BudgetExceeded, UserError
 from agent.paper import latex
@@ -321,8 +322,9 @@ def render(report: BenchReport):
     def f(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.2f}"
 
+    reviews = f"{report.reviewers} review(s) + meta" if report.reviewers else "as archived"
     table = Table(title=f"Review bench: {report.n} papers ({report.n_accept} accepted), "
-                        f"{report.model}, {report.reviewers} review(s) + meta, accept iff Overall >= {ACCEPT_AT}")
+                        f"{report.model}, {reviews}, accept iff Overall >= {ACCEPT_AT}")
     table.add_column("Metric")
     table.add_column("Ours (PDF)" if report.as_pdf else "Ours", justify="right")
     table.add_column("95% CI", justify="right")
@@ -358,6 +360,25 @@ def render(report: BenchReport):
                      f"{report.cost.get('completion_tokens', 0)} completion tokens")
     lines.append(f"Wall time {report.wall_s:.1f} s; data {report.data}")
     return Group(table, *lines)
+
+
+MIN_RATED = 10
+"""Rated papers an archive needs before its reviewer is measured against the researcher."""
+
+
+def archive_bench(archive: Archive, *, resamples: int = 1000, seed: int = 0) -> BenchReport:
+    """The archive's own automated reviews against the researcher's verdicts: each rated paper's
+    meta-review Overall against the researcher's score, Accept iff >= 6 on either side, with the
+    same metrics and bootstrap CIs as the ICLR bench. Whether the reviewer's ranking of this
+    archive can be trusted for this researcher."""
+    rated = [r for r in archive.list() if r.human_score is not None and r.overall is not None]
+    if len(rated) < MIN_RATED:
+        raise UserError(f"{archive.root}: {len(rated)} rated paper(s); rate at least {MIN_RATED} with "
+                        "`ai-scientist archive rate ID SCORE` before measuring the reviewer against you")
+    preds = [Prediction(id=r.id, accept=r.human_score >= ACCEPT_AT, human_mean=r.human_score,  # type: ignore[operator]
+                        overall=round(r.overall), predicted=r.overall >= ACCEPT_AT) for r in rated]  # type: ignore[operator, arg-type]
+    return BenchReport(data=f"{archive.root} (your verdicts)", model="the archive's automated reviews", reviewers=0,
+                       predictions=preds, **evaluate(preds, resamples, seed))
 
 
 def bench(
