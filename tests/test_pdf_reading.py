@@ -40,6 +40,7 @@ from tests.helpers import cli
 from tests.test_offline_brain import PARTS, fake_results, paper, plan_all
 
 BENCH = default_data_dir()
+pytestmark = pytest.mark.slow  # real LaTeX builds of the test set: in `make test`, not `make check`
 needs_bench = pytest.mark.skipif(
     not BENCH.is_dir(), reason="needs ../shared/review_bench (the calibration data)"
 )
