@@ -39,7 +39,7 @@ class ScriptedReviewer:
         self.calls = 0
         self.budget_after = budget_after
 
-    def review(self, paper_text: str, *, idea: str = "") -> Review:
+    def review(self, paper_text: str, *, idea: str = "", figures=()) -> Review:
         self.calls += 1
         if self.budget_after is not None and self.calls > self.budget_after:
             raise BudgetExceeded("budget of $0.01 spent")
@@ -48,7 +48,8 @@ class ScriptedReviewer:
             raise ValueError("the model answered with malformed JSON")
         return make_review(int(m.group(1)))
 
-    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "", paper_text: str = "",
+                    reflections: int = 1) -> Review:
         return make_review(round(sum(r.overall for r in reviews) / len(reviews)))
 
 

@@ -24,9 +24,10 @@ from pydantic import BaseModel, Field
 
 from agent.brains.base import Brain
 from agent.errors import BudgetExceeded, UserError
+from agent.models import ACCEPT_AT
+from agent.review import calibration
 from agent.review.ensemble import review_paper
 
-ACCEPT_AT = 6
 METRICS = ("balanced_accuracy", "accuracy", "f1", "auc", "fpr", "fnr")
 LABELS = {
     "balanced_accuracy": "Balanced acc.", "accuracy": "Accuracy", "f1": "F1", "auc": "AUC",
@@ -119,7 +120,7 @@ class Prediction(BaseModel):
     id: str
     accept: bool = Field(description="the human decision")
     human_mean: float
-    overall: int | None = None
+    overall: float | None = None
     predicted: bool | None = None
     error: str | None = None
 
@@ -340,8 +341,9 @@ def bench(
     workers: int = 1, resamples: int = 1000, on_start: Callable[[int], None] = lambda n: None,
     on_done: Callable[[Prediction], None] = lambda p: None, cost: Callable[[], dict | None] = lambda: None,
 ) -> BenchReport:
-    """Load, sample, review and score: the whole benchmark, without any display."""
-    papers = sample(load(data), limit, seed)
+    """Load, sample, review and score: the whole benchmark, without any display. The LLM
+    reviewer's calibration examples are left out: it has seen them."""
+    papers = sample([p for p in load(data) if p.id not in calibration.ids()], limit, seed)
     on_start(len(papers))
     t0 = time.perf_counter()
     preds, stopped = run_reviews(brain, papers, reviewers, workers, on_done)

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from agent.models import ArchivedIdea, Idea, LiteratureHit, RunRecord
+from agent.models import ArchivedIdea, Idea, LiteratureHit, Outcome, RunRecord
 from agent.template.contract import Knob, Template
 
 ARCHIVE_TOP = 15
@@ -101,17 +101,27 @@ def archive_brief(archive: list[ArchivedIdea], template: str, top: int = ARCHIVE
     return "\n".join(lines)
 
 
+def failed_brief(failed: list[Outcome], top: int = ARCHIVE_TOP) -> str:
+    """Earlier ideas that did not become papers: the stage where each stopped, and why."""
+    if not failed:
+        return "(none)"
+    return "\n".join(f"- {o.idea_name}: {o.title} | {o.status} at {o.stage}: {o.reason[:200]}" for o in failed[:top])
+
+
+def hit_line(number: int | None, h: LiteratureHit, chars: int = 200) -> str:
+    """One search result: `[n] Title (year, venue, source) abstract... [varied: knobs]`."""
+    meta = ", ".join(str(x) for x in (h.year, h.venue, h.source) if x)
+    abstract = h.abstract[:chars] + ("..." if len(h.abstract) > chars else "")
+    knobs = f" [varied: {', '.join(h.knobs)}]" if h.knobs else ""  # what a novelty judge compares
+    head = f"[{number}] " if number is not None else ""
+    return f"{head}{h.title} ({meta}) {abstract}".rstrip() + knobs
+
+
 def hits_brief(hits: list[LiteratureHit], top: int = HITS_TOP, chars: int = ABSTRACT_CHARS) -> str:
     if not hits:
         return "(none found)"
     best = sorted(hits, key=lambda h: h.score, reverse=True)[:top]
-    out = []
-    for i, h in enumerate(best, 1):
-        meta = ", ".join(str(x) for x in (h.year, h.venue, h.source) if x)
-        abstract = h.abstract[:chars] + ("..." if len(h.abstract) > chars else "")
-        knobs = f" [varied: {', '.join(h.knobs)}]" if h.knobs else ""  # what a novelty judge compares
-        out.append(f"[{i}] {h.title} ({meta}) {abstract}".rstrip() + knobs)
-    return "\n".join(out)
+    return "\n".join(hit_line(i, h, chars) for i, h in enumerate(best, 1))
 
 
 # ------------------------------------------------------------------ results

@@ -1,4 +1,5 @@
-"""Ideate: the brain proposes a generation of ideas against the template and the archive."""
+"""Ideate: the brain proposes a generation of ideas against the template, its code, the
+archive's papers with their scores, and the ideas that failed before (with stage and reason)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,13 @@ def ideate(deps: Deps, state: RunState) -> dict:
         archive=deps.archive.past_ideas(deps.template.name),
         seed_ideas=seed_ideas(deps),
         num_ideas=deps.settings.num_ideas,
+        reflections=deps.settings.idea_reflections,
+        failed=[o for o in deps.archive.outcomes() if o.template == deps.template.name and not o.archived],
+        code=(deps.template.path / "experiment.py").read_text(errors="replace"),
     )
     try:
         proposed = deps.brain.ideas(ctx)
-    except StageFailed as e:  # nothing to fail yet: stop the run; resume asks again
+    except StageFailed as e:  # every idea's conversation failed: nothing to go on with; resume asks again
         raise UserError(f"ideation failed at the {e.stage} call ({e.reason}); `ai-scientist resume {state['run_id']}` retries") from None
     ideas: list[Idea] = []
     for idea in proposed:
