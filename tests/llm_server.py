@@ -492,7 +492,8 @@ class ScriptedBrainAnswers:
 
     def _ideas_reflect(self, req: Request) -> Answer:
         """Round 1 sharpens the hypothesis; round 2 says it is done."""
-        idea = Idea.model_validate_json(_last_answer(req))
+        last = json.loads(_last_answer(req))
+        idea = Idea.model_validate(last.get("idea", last))
         rnd = int(_find(r"Reflection round (\d+)", req.prompt) or 1)
         if rnd == 1:
             idea = idea.model_copy(update={"hypothesis": idea.hypothesis.rstrip(".") + ", beyond seed noise."})
@@ -500,7 +501,8 @@ class ScriptedBrainAnswers:
 
     def _novelty(self, req: Request) -> Answer:
         """Round 1 searches; then it decides from what it saw."""
-        if "Results for" not in req.prompt and "decide now" not in req.prompt + req.user:
+        last = "only round" in req.prompt or "last round" in req.prompt or "decide now (" in req.user
+        if "Results for" not in req.prompt and not last:
             return NoveltyStep(thinking="Nothing searched yet.", decision="search", query="knob sweep baseline")
         numbers = [int(n) for n in re.findall(r"(?m)^\[(\d+)\] ", req.prompt)]
         return NoveltyStep(thinking="The hits vary other settings.", decision="novel",

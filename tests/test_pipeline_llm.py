@@ -34,17 +34,26 @@ pytestmark = pytest.mark.slow
 
 API_KEY = "sk-e2e-3f9c1a7be0d44c21-DO-NOT-LEAK"
 MODEL = "test-model"
-# Every Brain stage one idea passes through with 2 runs and 2 reviewers, and how often.
+# Every Brain stage one idea passes through with 2 runs and 2 reviewers, and how often: the
+# scripted model reflects on its idea once and then says it is done, searches once before it
+# judges novelty, plans 2 runs (--max-runs 2), writes a notebook entry per run,
+# finds its figures fine at the first look, is done with citations at once (before writing and
+# over the draft), and drafts and refines each section.
 EXPECTED_CALLS = Counter(
     {
         "ideas": 1,
         "ideas_reflect": 2,
-        "novelty": 1,
+        "novelty": 2,
         "next_run": 2,
+        "run_notes": 2,
         "plot_plan": 1,
         "describe_figures": 1,
+        "vision_probe": 1,
+        "critique_figures": 1,
         **{f"write_section:{s}": 1 for s in ("title", *SECTIONS)},
-        "citations": 1,
+        **{f"refine_section:{s}": 1 for s in SECTIONS},
+        "citations": 2,
+        "polish": 1,
         "review": 2,
         "meta_review": 1,
         "meta_review_reflect": 1,
@@ -228,8 +237,9 @@ def test_faults_mid_pipeline_are_retried_repaired_and_recorded(tmp_path: Path) -
         novelty = srv.for_stage("novelty")
         fixes = srv.for_stage("fix_run")
         plot_plans = srv.for_stage("plot_plan")
-    # 429 with Retry-After: 1 -> the same request again, no sooner than asked.
-    assert len(novelty) == 2 and novelty[0].body == novelty[1].body
+    # 429 with Retry-After: 1 -> the same request again, no sooner than asked (then the loop's
+    # second round).
+    assert len(novelty) == 3 and novelty[0].body == novelty[1].body
     assert novelty[1].at - novelty[0].at >= 0.95
     # Prose -> one repair round that quotes the validation error.
     assert len(plot_plans) == 2 and "no JSON object" in plot_plans[1].user
