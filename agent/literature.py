@@ -611,13 +611,15 @@ class LiteratureSearch:
         self._taken |= {k for k in (hit_key(h) for h in self._known) if k}
         self.found: dict[str, LiteratureHit] = {_norm_title(h.title): h for h in self._known}
 
-    def query(self, text: str, limit: int | None = None) -> list[LiteratureHit]:
+    def query(self, text: str, limit: int | None = None, *, online: bool = True) -> list[LiteratureHit]:
         """Hits for one query: literature first (by the source's rank), then the archive and the
-        bibliography (by similarity to the query). Never raises for network trouble."""
+        bibliography (by similarity to the query); `online=False` asks only the latter. Never
+        raises for network trouble. `queries` lists what was asked online."""
         text = " ".join(text.split())[:300]
-        self.queries.append(text)
         hits: list[LiteratureHit] = []
-        if not self.settings.offline:
+        if online:
+            self.queries.append(text)
+        if online and not self.settings.offline:
             hits = self._online(text, limit or self.settings.results_per_query)
         nearby = self._closest(text, [*self._known, *self._bib], 3) if self._known or self._bib else []
         past = [h for h in similar_ideas(Idea(name="query", title=text, hypothesis=text, experiment="",

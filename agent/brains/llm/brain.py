@@ -315,7 +315,7 @@ class LLMBrain:
                 lines.append(hit_line(len(shown), h))
             return "\n".join(lines) or "(nothing found)"
 
-        first = search.query(idea.title)  # the archive part answers the title; literature is the model's to ask
+        first = search.query(idea.title, online=False)  # the literature is the model's to search
         archive = [h for h in first if h.source == "archive"]
         system, user = render("novelty", idea=idea_brief(idea), archive=listing(archive), rounds=rounds)
         user += " This is the only round: decide now." if rounds == 1 else ""
@@ -334,7 +334,7 @@ class LLMBrain:
             if step.decision != "search":
                 papers = [shown[n - 1] for n in dict.fromkeys(step.papers)]
                 return NoveltyDecision(novel=step.decision == "novel", reason=step.reason or step.thinking,
-                                       queries=list(search.queries[1:]), papers=papers, rounds=r)
+                                       queries=list(search.queries), papers=papers, rounds=r)
             hits = search.query(step.query)
             notes = "".join(f"\n(note: {n})" for n in search.notes[-1:]) if not hits else ""
             user = (f"Results for {step.query!r}:{notes}\n{listing(hits)}\n\n"

@@ -339,7 +339,7 @@ class LLMClient:
             usage = resp.usage
             p, c = (usage.prompt_tokens, usage.completion_tokens) if usage else (count_messages(messages), 1)
             self._record("vision_probe", "", _Answer("", p, c, cached=False), ok=True)
-            ok = True
+            ok = self._images is not False  # an endpoint that refused the image was answered without it
         except ConfigError as e:
             ok = False
             log.info("the endpoint takes no images (%s): figures are not shown to the model", str(e)[:200])
