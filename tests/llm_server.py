@@ -744,6 +744,7 @@ description = "hidden width"
 
 TOY_TEX = r"""\documentclass{article}
 \usepackage{graphicx}
+\usepackage[numbers]{natbib}
 \title{
 %%TITLE%%
 }
