@@ -28,6 +28,7 @@ from pydantic import TypeAdapter
 
 from agent import literature
 from agent.archive.files import atomic_write_text
+from agent.gitrepo import IdeaRepo
 from agent.models import (
     Citation,
     Conversation,
@@ -41,7 +42,6 @@ from agent.models import (
     RunRecord,
 )
 from agent.paper.faithfulness import FaithfulnessReport
-from agent.pipeline.gitrepo import IdeaRepo
 from agent.sandbox import files
 from agent.template.contract import Template
 

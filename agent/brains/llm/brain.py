@@ -36,6 +36,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from agent.analysis import paper_analysis
 from agent.brains.base import BrainInfo
 from agent.brains.llm.client import Chat, LLMClient
 from agent.brains.llm.prompts import HERE as PROMPTS
@@ -81,6 +82,7 @@ from agent.models import (
     Turn,
 )
 from agent.paper import bibtex
+from agent.paper import figures as declared_figures
 from agent.paper.latex import cited_keys
 from agent.review import calibration
 
@@ -438,10 +440,17 @@ class LLMBrain:
 
     @_bounded()
     def describe_figures(self, ctx: PaperContext, files: list[str]) -> list[FigureNote]:
+        """The model describes every figure from the template's declarations; a declared figure
+        keeps the caption written from its declaration, so that the caption always matches what
+        plot.py draws."""
         tag = ctx.idea.name
         if not files:
             return []
-        system, user = render("describe_figures", title=ctx.idea.title, runs=_results_lines(ctx), files=", ".join(files))
+        analysis = paper_analysis(ctx)
+        declared = {n.file: n for n in declared_figures.declared_notes(ctx.template, analysis, files)}
+        lines = [f"- {f}: {declared[f].description if f in declared else 'undeclared'}" for f in files]
+        system, user = render("describe_figures", title=ctx.idea.title, runs=_results_lines(ctx),
+                              files=", ".join(files), declared="\n".join(lines))
 
         def check(ans: FigureNotes) -> None:
             missing = set(files) - {f.file for f in ans.figures}
@@ -452,7 +461,9 @@ class LLMBrain:
             "describe_figures", system, user, FigureNotes, idea=tag, max_tokens=250 * len(files) + 200, check=check
         )
         by_file = {f.file: f for f in ans.figures}
-        return [by_file[f] for f in files]
+        ordered = [*declared, *(f for f in files if f not in declared)]  # the template's order first
+        return [by_file[f].model_copy(update={"caption": declared[f].caption}) if f in declared else by_file[f]
+                for f in ordered]
 
     def sees_images(self, client: LLMClient | None = None) -> bool:
         """--vision on/off, or (auto) whether the endpoint took the probe image."""
@@ -757,7 +768,7 @@ def _section_context(ctx: PaperContext, section: str) -> str:
         blocks.append(f"RESULTS (mean±stderr over seeds, {ctx.scale} scale):\n{_results_lines(ctx)}")
         blocks.append(f"ANALYSIS:\n{analysis_brief(ctx.analysis)}")
     if section in _NEEDS_FIGURES and ctx.figures:
-        blocks.append("FIGURES:\n" + "\n".join(f"- {f.file}: {f.caption}" for f in ctx.figures))
+        blocks.append("FIGURES (use each caption as given):\n" + "\n".join(f"- {f.file}: {f.caption}" for f in ctx.figures))
     if section in ("results", "conclusion") and ctx.notes:
         blocks.append(f"LAB NOTES (the experimenter's, tail):\n{tail(ctx.notes, 2500)}")
     if section != "title":
