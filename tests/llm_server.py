@@ -153,6 +153,7 @@ class Request:
     body: dict[str, Any]
     authorized: bool
     at: float = field(default_factory=time.monotonic)
+    answer: str | None = None  # the completion's text, once answered
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -327,11 +328,12 @@ class _Handler(BaseHTTPRequestHandler):
                 extra = {"Retry-After": f"{answer.retry_after:g}"} if answer.retry_after is not None else {}
                 return self._error(answer.status, answer.message, f"http_{answer.status}", extra)
             answer = answer.content
-        self._completion(body, _text(answer))
+        req.answer = _text(answer)
+        self._completion(body, req.answer)
 
     def _completion(self, body: dict[str, Any], content: str) -> None:
         owner: LoopbackLLM = self.server.owner  # type: ignore[attr-defined]
-        text = json.dumps(body.get("messages", []))
+        text = "\n".join(f"{m.get('role')}: {_text_of(m.get('content'))}" for m in body.get("messages", []))
         with owner._lock:
             shared = max((_common_prefix(text, seen) for seen in owner._prompts), default=0)
             owner._prompts.append(text)
