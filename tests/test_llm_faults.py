@@ -202,7 +202,7 @@ def test_endpoint_without_json_mode_is_adapted_to(toy_free_server: LoopbackLLM):
     c = client(toy_free_server)
     assert ask(c) == GOOD and ask(c) == GOOD
     formats = [r.response_format for r in toy_free_server.requests]
-    assert formats == ["json_schema", "json_object", None, None]
+    assert formats == ["json_schema", "json_object", "json_object", None, None]  # json_object with a schema, then without
     assert c.response_format == "prompt"
 
 

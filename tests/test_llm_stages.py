@@ -323,7 +323,9 @@ def test_the_answer_schema_is_sent_where_the_server_takes_it(toy: Template, answ
         LLMBrain(c).novelty(idea(), LiteratureSearch(idea(), toy, [], LiteratureSettings()), 1)
         LLMBrain(c).novelty(idea(), LiteratureSearch(idea(), toy, [], LiteratureSettings()), 1)
         assert [r.response_format for r in srv.requests] == ["json_schema", "json_object", "json_object"]
-        assert c.response_format == "json_object"
+        assert c.response_format == "json_object_schema"  # json_object, with the schema beside it
+        assert srv.requests[1].body["response_format"]["schema"]["properties"]["decision"]["enum"] == [
+            "search", "novel", "not_novel"]
 
 
 def test_cached_prompt_tokens_are_counted_apart(toy: Template, answers: ScriptedBrainAnswers):

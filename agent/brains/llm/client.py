@@ -10,8 +10,9 @@ pydantic validation -> (on invalid output) exactly one repair round -> a typed r
                                           (a hung endpoint hangs the retry too); then StageFailed
     the stage's deadline passes           StageFailed (`deadline`: all calls of one brain step)
     401, 403, 404, other 4xx, context     ConfigError at once, with what to do (no retry)
-    response_format refused (400)         the next weaker form, remembered: json_schema (strict
-                                          where the schema allows) -> json_object -> prompt only
+    response_format refused (400, or a    the next weaker form, remembered: json_schema (strict
+    500 that names it)                    where the schema allows) -> json_object with the schema
+                                          -> json_object -> prompt only
     image parts refused (400)             `supports_images` is False from then on
     invalid JSON / schema twice           StageFailed (never a crash)
     the call would pass the budget        BudgetExceeded, before anything is sent
@@ -62,7 +63,9 @@ KEY_VARS = ("AI_SCIENTIST_API_KEY", "OPENAI_API_KEY")
 NO_KEY = "not-needed"  # local servers (Ollama, llama.cpp) ignore the key, but the client wants one
 REPAIR_ECHO_CHARS = 4000  # how much of an invalid answer the repair round quotes back
 HUNG_FACTOR = 1.8  # a call whose attempt timed out ends within this many timeouts of its start
-FORMATS = ("json_schema", "json_object", "prompt")  # strongest first; a refusal steps down once
+# Strongest first; a refusal steps down once. "json_object_schema" is json_object with the schema
+# beside it, which llama-cpp-python's server turns into a grammar (it refuses json_schema).
+FORMATS = ("json_schema", "json_object_schema", "json_object", "prompt")
 Message = dict[str, Any]  # {"role": ..., "content": str | [text and image parts]}
 # An 8x8 grey PNG: the one image the vision probe sends.
 PROBE_PNG = base64.b64decode(
@@ -538,6 +541,8 @@ class LLMClient:
             if strict and self._strict:
                 spec["strict"] = True
             return {"type": "json_schema", "json_schema": spec}
+        if self._format == "json_object_schema":
+            return {"type": "json_object", "schema": response_schema(schema)[0]}
         if self._format == "json_object":
             return {"type": "json_object"}
         return None
@@ -562,8 +567,8 @@ class LLMClient:
                     timeout=timeout,
                     **kwargs,
                 )
-            except openai.BadRequestError as e:
-                if not self._adapt(_message(e).lower(), kwargs, messages):
+            except openai.APIStatusError as e:  # 400s, and servers that answer a bad option with 422 or 500
+                if e.status_code not in (400, 422, 500) or not self._adapt(_message(e).lower(), kwargs, messages):
                     raise
 
     def _adapt(self, msg: str, sent: dict[str, Any], messages: list[Message]) -> bool:
@@ -571,7 +576,7 @@ class LLMClient:
         if _context_hint(msg):
             return False
         fmt = sent.get("response_format")
-        if _has_images(messages) and _images_refused(msg):
+        if _has_images(messages) and _images_refused(msg) and not (fmt and "response_format" in msg):
             _strip_images(messages)
             self._images = False
             log.warning("the endpoint refused image parts (%s): figures are no longer sent", msg[:120])
