@@ -197,6 +197,7 @@ class IdeationContext(BaseModel):
     reflections: int = Field(default=3, description="Reflection rounds per idea, with an early stop")
     failed: list[Outcome] = Field(default_factory=list, description="Earlier ideas that failed, with stage and reason")
     code: str = Field(default="", description="The template's experiment.py")
+    max_runs: int = Field(default=5, description="Runs an idea gets (--max-runs)")
 
 
 class RunRecord(BaseModel):

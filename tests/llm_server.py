@@ -43,7 +43,6 @@ from agent.brains.llm.brain import (
     EditList,
     FigureCritiques,
     FigureNotes,
-    IdeaList,
     IdeaReflection,
     MetaReflection,
     NextRunAnswer,
@@ -461,14 +460,6 @@ class ScriptedBrainAnswers:
         return handler(req, section) if base in ("write_section", "refine_section") else handler(req)
 
     # ideation
-
-    def ideas(self, n: int, taken: set[str] | None = None) -> IdeaList:
-        taken = set(taken or set())
-        out = []
-        for _ in range(n):
-            out.append(self.idea_for(taken))
-            taken.add(out[-1].name)
-        return IdeaList(ideas=out)
 
     def idea_for(self, taken: set[str], i: int = 0) -> Idea:
         knobs = self.template.knobs

@@ -129,10 +129,6 @@ class NextRunAnswer(BaseModel):
     run: RunAnswer | None = None
 
 
-class IdeaList(BaseModel):
-    ideas: list[Idea] = Field(min_length=1)
-
-
 class IdeaReflection(BaseModel):
     critique: str
     idea: Idea
@@ -290,7 +286,7 @@ class LLMBrain:
             try:
                 idea = chat.ask("ideas", user, Idea, max_tokens=900, check=check)
                 for r in range(1, ctx.reflections + 1):
-                    _, prompt = render("ideas_reflect", round=r, rounds=ctx.reflections, max_runs=5)
+                    _, prompt = render("ideas_reflect", round=r, rounds=ctx.reflections, max_runs=ctx.max_runs)
                     ans = chat.ask("ideas_reflect", prompt, IdeaReflection, max_tokens=1400, check=check)
                     idea = ans.idea
                     if ans.done:

@@ -32,6 +32,7 @@ def ideate(deps: Deps, state: RunState) -> dict:
         reflections=deps.settings.idea_reflections,
         failed=[o for o in deps.archive.outcomes() if o.template == deps.template.name and not o.archived],
         code=(deps.template.path / "experiment.py").read_text(errors="replace"),
+        max_runs=deps.settings.max_runs,
     )
     try:
         proposed = deps.brain.ideas(ctx)
