@@ -55,7 +55,8 @@ def review(
     path: Path = typer.Argument(..., help="The paper: .pdf, .tex, .txt or .md"),
     model: str | None = typer.Option(None, help=MODEL_HELP),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL"),
-    reviewers: int = typer.Option(5, help="Reviews in the ensemble, before the meta-review"),
+    reviewers: int | None = typer.Option(None, help="Reviews in the ensemble, before the meta-review (default: 5 "
+                                         "for an LLM; 1 for the offline brain, which is deterministic)"),
     review_reflections: int = typer.Option(3, "--review-reflections", help="Reflection rounds of the meta-review"),
     budget_usd: float | None = typer.Option(None, "--budget-usd", help="Hard cap on LLM spend"),
     price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M prompt tokens of --model"),
@@ -69,6 +70,7 @@ def review(
         ledger = Ledger(Path(tmp) / "usage.jsonl")
         brain = _brain(model, base_url, budget_usd, ledger, price_in=price_in, price_out=price_out,
                        timeout_s=llm_timeout_s, vision="off")  # text only: no figures to show
+        reviewers = reviewers or (5 if brain.info.kind == "llm" else 1)
         with err_console.status(f"{reviewers} review(s) + meta-review by the {brain.info.label}"):
             outcome = review_paper(brain, text, reviewers, reflections=review_reflections)
         cost = _cost(ledger)

@@ -45,6 +45,8 @@ def run(
     price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M prompt tokens of --model"),
     price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M completion tokens of --model"),
     llm_timeout_s: float | None = typer.Option(None, "--llm-timeout", help="Per-call timeout in seconds (default 60)"),
+    llm_stage_deadline_s: float | None = typer.Option(None, "--llm-stage-deadline",
+                                                      help="Seconds all LLM calls of one step may take (default 1800)"),
     improve: bool | None = typer.Option(None, "--improve/--no-improve", help="Revise from the review"),
     generations: int | None = typer.Option(None, help="Ideate->archive loops (default 1)"),
     literature: str | None = typer.Option(None, help="auto, online or offline"),
@@ -62,7 +64,7 @@ def run(
                  generations=generations, literature=literature, unsafe_no_sandbox=unsafe_no_sandbox or None,
                  review_reflections=review_reflections, review_model=review_model, idea_reflections=idea_reflections,
                  novelty_rounds=novelty_rounds, citation_rounds=citation_rounds, vision=vision, price_in=price_in,
-                 price_out=price_out, llm_timeout_s=llm_timeout_s)
+                 price_out=price_out, llm_timeout_s=llm_timeout_s, llm_stage_deadline_s=llm_stage_deadline_s)
     from agent.pipeline import runner
 
     for name in names:

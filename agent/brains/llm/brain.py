@@ -60,7 +60,7 @@ from agent.brains.llm.tokens import count_tokens
 from agent.errors import StageFailed
 from agent.literature import LiteratureSearch
 from agent.models import (
-    ACCEPT_AT,
+    SCORES,
     Citation,
     CitedDraft,
     Conversation,
@@ -72,6 +72,7 @@ from agent.models import (
     Idea,
     IdeationContext,
     LiteratureHit,
+    MetaReview,
     NoveltyDecision,
     PaperContext,
     PlannedRun,
@@ -652,12 +653,10 @@ class LLMBrain:
         _, user = render("meta_review", paper=paper, reviews=listing)
         chat = Chat(self.reviewer, system, idea)
         meta = chat.ask("meta_review", user, ReviewForm, max_tokens=2000)
-        means = {k: round(sum(getattr(r, k) for r in reviews) / len(reviews), 2)
-                 for k in ("overall", "soundness", "presentation", "contribution", "confidence")}
-        decision = "Accept" if means["overall"] >= ACCEPT_AT else "Reject"
+        means = MetaReview.of(Review(**meta.model_dump()), reviews)  # what the ensemble will decide
         for r in range(1, reflections + 1):
-            _, prompt = render("meta_review_reflect", round=r, rounds=reflections, decision=decision,
-                               means=", ".join(f"{k} {v:g}" for k, v in means.items()))
+            _, prompt = render("meta_review_reflect", round=r, rounds=reflections, decision=means.decision,
+                               means=", ".join(f"{k} {getattr(means, k):g}" for k in SCORES))
             try:
                 ans = chat.ask("meta_review_reflect", prompt, MetaReflection, max_tokens=2200)
             except StageFailed as e:  # the meta-review written so far stands
