@@ -52,6 +52,7 @@ from agent.brains.llm.summaries import (
     idea_brief,
     knobs_table,
     metrics_line,
+    notebook_facts,
     results_brief,
     tail,
     template_brief,
@@ -411,7 +412,11 @@ class LLMBrain:
                    f"{run.name}: {results_brief(run.results, PAPER_DIGITS) if run.ok else '(no results)'}")
         _, user = render("run_notes", name=run.name, outcome=outcome,
                          planned=run.planned.model_dump_json(exclude={"knobs", "edits"}), results=results)
-        text = chat.say("run_notes", user, max_tokens=500)
+        try:
+            text = chat.say("run_notes", user, max_tokens=500)
+        except StageFailed as e:  # the run stands; its entry is then the facts alone
+            log.warning("%s: no notebook entry from the model (%s)", run.name, e.reason)
+            return notebook_facts(run)
         self._remember(ctx, chat, f"{run.name} finished: {outcome}. Write its notebook entry.")
         return f"## {run.name}: {run.planned.description}\n{_strip_heading(text)}"
 

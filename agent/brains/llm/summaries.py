@@ -153,6 +153,14 @@ def run_line(r: RunRecord) -> str:
     return f"{head} | FAILED after {r.fixes} fix(es): {first[-1][:200] if first else 'failed'}"
 
 
+def notebook_facts(run: RunRecord) -> str:
+    """A run's lab-notebook entry as facts alone: the plan, and the results or the failure."""
+    head = f"## {run.name}: {run.planned.description}\nargs: {run.planned.args or '{}'}; edits: {len(run.planned.edits)}"
+    if run.ok:
+        return f"{head}; ok in {run.wall_s:.0f}s\nresults: {results_brief(run.results)}"
+    return f"{head}; FAILED after {run.fixes} fix(es): {(run.error or '')[-300:]}"
+
+
 def history_brief(history: list[RunRecord]) -> str:
     return "\n".join(run_line(r) for r in history) or "(none yet)"
 

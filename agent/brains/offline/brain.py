@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.brains.base import BrainInfo
-from agent.brains.llm.summaries import results_brief
+from agent.brains.llm.summaries import notebook_facts
 from agent.brains.offline import reviewer as offline_reviewer
 from agent.brains.offline import writer as offline_writer
 from agent.brains.offline.writer import lower_first, plural
@@ -423,11 +423,8 @@ class OfflineBrain:
         return failed.planned
 
     def run_notes(self, ctx: ExperimentContext, run: RunRecord) -> str:
-        """The facts of the run, in the notebook's format; the analysis comes after all runs."""
-        head = f"## {run.name}: {run.planned.description}\nargs: {run.planned.args or '{}'}; edits: {len(run.planned.edits)}"
-        if run.ok:
-            return f"{head}; ok in {run.wall_s:.0f}s\nresults: {results_brief(run.results)}"
-        return f"{head}; FAILED after {run.fixes} fix(es): {(run.error or '')[-300:]}"
+        """The facts of the run; the analysis comes after all runs."""
+        return notebook_facts(run)
 
     # -- figures
 

@@ -69,11 +69,11 @@ def plot(deps: Deps, task: IdeaTask) -> StageResult:
         before = wd.read("plot.py")
         problem = "A reviewer looked at the figures:\n" + "\n".join(
             f"- {c.file}: {'; '.join(c.problems)}. Fix: {c.fix}" for c in bad)
-        edits = deps.brain.fix_plot(ctx, before, problem)
         try:
+            edits = deps.brain.fix_plot(ctx, before, problem)
             apply_edits(wd.tree, edits, deps.template.editable_files)
-        except EditRefused as e:
-            wd.note(f"plot.py revision refused: {e}")
+        except (EditRefused, StageFailed) as e:  # the figures as they are still stand
+            wd.note(f"plot.py revision from the critique not made: {e}")
             break
         if not edits:
             break
@@ -93,7 +93,11 @@ def draw(deps: Deps, wd: IdeaWorkdir, ctx: PaperContext, fallback: str | None = 
     fixes = 0
     while not pngs and fixes < PLOT_FIXES:
         fixes += 1
-        edits = deps.brain.fix_plot(ctx, wd.read("plot.py"), error)
+        try:
+            edits = deps.brain.fix_plot(ctx, wd.read("plot.py"), error)
+        except StageFailed as e:  # no usable fix: the fallback below still draws
+            wd.note(f"plot.py fix not made: {e.reason}")
+            break
         if not edits:
             break
         try:
