@@ -20,8 +20,8 @@ every dataset and metric, the real `agent.analysis` output.
     .venv/bin/python bench/prompt_tokens.py [--template 2d_diffusion] [--json]
 
 AI-Scientist v1 sends about 1-2 M prompt tokens per paper (we compare with 1.5 M); the aim is at
-most 500k, a third of it. `cached` is the prompt prefix the loopback server saw before (what a
-provider's prefix cache could serve), an estimate at 4 characters per token.
+most 500k, a third of it. `cached` is the part of each prompt that an earlier request began with
+(what a provider's prefix cache could serve), in tokens of that prefix.
 """
 
 from __future__ import annotations
@@ -224,6 +224,14 @@ def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, sch
     return n_before_improve
 
 
+def common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 def fill_template(tpl: Template, written: dict[str, str]) -> str:
     tex = (tpl.path / "latex" / "template.tex").read_text()
     for name in ("title", *SECTIONS):
@@ -246,20 +254,25 @@ def main() -> None:
         requests = list(srv.requests)
     calls = brain.client.ledger.calls
 
-    def count(reqs: list, rows: list) -> dict[str, dict[str, int]]:
+    ok = [r for r in requests if r.answer is not None]  # the failed (refused) requests are not answered
+    if len(ok) != len(calls):
+        raise SystemExit(f"requests ({len(ok)}) and ledger rows ({len(calls)}) disagree")
+    texts = ["\n".join(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
+                       for m in r.messages) for r in ok]
+    cached = [count_tokens(texts[i][:max((common_prefix(texts[i], t) for t in texts[:i]), default=0)])
+              for i in range(len(texts))]
+
+    def count(lo: int, hi: int) -> dict[str, dict[str, int]]:
         by: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for req, row in zip(reqs, rows, strict=True):
+        for req, hit in zip(ok[lo:hi], cached[lo:hi], strict=True):
             s = by[req.stage.split(":")[0]]
             s["calls"] += 1
             s["prompt"] += count_messages(req.messages)
             s["completion"] += count_tokens(req.answer)
-            s["cached"] += row.cached_prompt_tokens
+            s["cached"] += hit
         return by
 
-    ok = [r for r in requests if r.answer is not None]  # the failed (refused) requests are not answered
-    if len(ok) != len(calls):
-        raise SystemExit(f"requests ({len(ok)}) and ledger rows ({len(calls)}) disagree")
-    paper, improve = count(ok[:paper_calls], calls[:paper_calls]), count(ok[paper_calls:], calls[paper_calls:])
+    paper, improve = count(0, paper_calls), count(paper_calls, len(ok))
 
     def total(by: dict) -> dict[str, int]:
         return {k: sum(s[k] for s in by.values()) for k in ("calls", "prompt", "completion", "cached")}
