@@ -26,6 +26,8 @@ class Idea(BaseModel):
     feasibility: int = Field(ge=1, le=10)
     novelty: int = Field(ge=1, le=10)
     knobs: list[str] = Field(default_factory=list, description="Template knobs the idea varies")
+    continues: str | None = Field(
+        default=None, description="Id of the archived paper this idea continues (its code is the starting point)")
 
 
 class NoveltyDecision(BaseModel):
@@ -170,6 +172,7 @@ class ArchivedIdea(BaseModel):
     human_score: float | None = Field(default=None, description="the researcher's own score, 1-10")
     note: str = Field(default="", description="the researcher's note on the paper")
     mark: str | None = Field(default=None, description="follow-up | discard")
+    continues: str | None = Field(default=None, description="the paper this one continued")
 
     @property
     def best_score(self) -> float | None:
@@ -191,13 +194,16 @@ class LiteratureHit(BaseModel):
 
 class IdeationContext(BaseModel):
     template: Template
-    archive: list[ArchivedIdea]
+    archive: list[ArchivedIdea] = Field(description="past papers, with the researcher's verdicts where given")
     seed_ideas: list[Idea]
     num_ideas: int
     reflections: int = Field(default=3, description="Reflection rounds per idea, with an early stop")
     failed: list[Outcome] = Field(default_factory=list, description="Earlier ideas that failed, with stage and reason")
     code: str = Field(default="", description="The template's experiment.py")
     max_runs: int = Field(default=5, description="Runs an idea gets (--max-runs)")
+    follow_ups: list[ArchivedIdea] = Field(
+        default_factory=list, description="papers the researcher marked follow-up and no idea has continued yet: "
+        "propose their continuations first (Idea.continues = their paper_id)")
 
 
 class RunRecord(BaseModel):
@@ -236,6 +242,8 @@ class ExperimentContext(BaseModel):
     max_runs: int
     code: str = Field(default="", description="Current experiment.py")
     memory: Conversation = Field(default_factory=Conversation, description="The coder's memory of this idea")
+    prior: dict[str, Any] | None = Field(
+        default=None, description="for a continuation: the continued paper's findings and verdict")
 
 
 class PaperContext(BaseModel):

@@ -108,7 +108,7 @@ def test_ideation_is_one_conversation_per_idea_with_an_early_stop(brain: LLMBrai
     assert all("beyond seed noise" in i.hypothesis for i in ideas)  # round 1's change was kept
     first, reflect1, reflect2, second = server.requests[:4]
     assert "WIDTH = 16" in first.prompt  # experiment.py
-    assert "old_width: Width matters" in first.prompt and "score 6.5" in first.prompt  # papers with scores
+    assert "old_width: Width matters" in first.prompt and "review 6.5 Accept" in first.prompt  # with scores
     assert "lr_crash: LR crash | failed at experiments: no successful run" in first.prompt  # failures, with why
     assert "code changes beyond the declared knobs are welcome" in first.system
     # A reflection continues the conversation: same system text, the proposal as history.

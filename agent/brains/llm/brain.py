@@ -47,6 +47,7 @@ from agent.brains.llm.summaries import (
     archive_brief,
     edits_brief,
     failed_brief,
+    follow_ups_brief,
     history_brief,
     hit_line,
     idea_brief,
@@ -278,11 +279,15 @@ class LLMBrain:
                 if idea.name in taken or idea.name in {i.name for i in out}:
                     raise ValueError(f"the name {idea.name!r} is taken; choose another")
 
+            follow = ctx.follow_ups[index - 1] if index <= len(ctx.follow_ups) else None
             system, user = render(
                 "ideas", template=template_brief(tpl), code=code,
                 archive=archive_brief(ctx.archive, tpl.name), failed=failed_brief(ctx.failed), seeds=seeds,
+                follow_ups=follow_ups_brief(ctx.follow_ups),
                 taken="\n".join(f"- {i.name}: {i.title}" for i in out) or "(none yet)",
                 index=index, num_ideas=ctx.num_ideas,
+                which=f"a continuation of paper {follow.paper_id} ({follow.name}): set `continues` to {follow.paper_id!r}"
+                if follow else "one new idea, different from all of the above, and nothing the researcher discarded",
             )
             chat = Chat(self.client, system)
             try:

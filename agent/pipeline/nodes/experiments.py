@@ -10,6 +10,7 @@ JSON fails that run, with the reason, into the fix loop.
 
 from __future__ import annotations
 
+import json
 import time
 
 from agent.edits import EditRefused, apply_edits
@@ -32,7 +33,8 @@ def run_experiments(deps: Deps, task: IdeaTask) -> StageResult:
     """Run up to `max_runs` planned runs; continue only if at least one succeeded."""
     idea = Idea.model_validate(task["idea"])
     wd = deps.workdir(idea.name)
-    wd.create(deps.template)
+    bundle = deps.archive.folder(idea.continues) / "workdir.bundle" if idea.continues else None
+    wd.create(deps.template, continues=bundle)
     if not files.is_file(wd.tree, "run_0/final_info.json"):
         files.copy_tree(deps.baseline_dir, "run_0", wd.tree, "run_0")
         wd.note(f"# Lab notebook: {idea.title}\n\nHypothesis: {idea.hypothesis}\n\n"
@@ -69,7 +71,20 @@ def context(deps: Deps, idea: Idea, wd: IdeaWorkdir, runs: list[RunRecord]) -> E
         idea=idea, template=deps.template, scale=deps.settings.scale,
         baseline=deps.baseline(), history=runs, max_runs=deps.settings.max_runs, code=current_code(wd),
         memory=wd.memory(),
+        prior=prior_findings(deps, idea),
     )
+
+
+def prior_findings(deps: Deps, idea: Idea) -> dict | None:
+    """For a continuation: what the continued paper found (its archived analysis), to build on."""
+    if not idea.continues:
+        return None
+    try:
+        results = json.loads((deps.archive.folder(idea.continues) / "results.json").read_text())
+        analysis = results["analysis"]
+        return {"paper": idea.continues, "verdict": analysis.get("verdict"), "findings": analysis.get("findings", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def attempt_run(deps: Deps, ctx: ExperimentContext, wd: IdeaWorkdir, name: str, plan: PlannedRun) -> RunRecord:

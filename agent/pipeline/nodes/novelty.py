@@ -35,7 +35,12 @@ def judge(deps: Deps, task: IdeaTask, past: list[ArchivedIdea],
     """Let the brain search and decide for one idea; log the decision and keep what was found."""
     idea = Idea.model_validate(task["idea"])
     search = literature.LiteratureSearch(idea, deps.template, past, settings)
-    decision = deps.brain.novelty(idea, search, deps.settings.novelty_rounds)
+    if idea.continues:  # the researcher asked for it: the literature still feeds the paper
+        search.gather()
+        decision = NoveltyDecision(novel=True, reason=f"a continuation of paper {idea.continues}, which the "
+                                   "researcher marked follow-up")
+    else:
+        decision = deps.brain.novelty(idea, search, deps.settings.novelty_rounds)
     deps.workdir(idea.name).save_literature(search.literature())
     with (deps.run_dir / "novelty.log").open("a") as f:
         f.write(json.dumps({"idea": idea.name, "decision": decision.model_dump(mode="json"),
