@@ -336,12 +336,10 @@ class LLMClient:
             known = self._images
         if known is not None:
             return known
-        messages = [{"role": "user", "content": user_content("Reply with the word OK.", [FigureImage(name="probe", png=PROBE_PNG)])}]
-        try:
-            resp = self._send_with_retries("vision_probe", "", messages, 5, None, 1.0)
-            usage = resp.usage
-            p, c = (usage.prompt_tokens, usage.completion_tokens) if usage else (count_messages(messages), 1)
-            self._record("vision_probe", "", _Answer("", p, c, cached=False), ok=True)
+        probe = FigureImage(name="probe", png=PROBE_PNG)
+        try:  # through the cache, so that a replayed run probes as the recorded one did
+            self.complete_text("vision_probe", "You answer in one word.", "Reply with the word OK.", images=[probe],
+                               max_tokens=5, temperature=0.0)
             ok = self._images is not False  # an endpoint that refused the image was answered without it
         except ConfigError as e:
             ok = False
