@@ -158,6 +158,16 @@ class MetaReview(Review):
 # ---------------------------------------------------------------- what a brain is given
 
 
+class PaperFigure(BaseModel):
+    """A figure of a paper under review, rendered to PNG in the sandbox, with its caption:
+    what a reviewer that reads images is shown."""
+
+    page: int = Field(ge=1)
+    caption: str = ""
+    png: bytes = Field(repr=False, description="the figure's region of the page, as a PNG")
+    media_type: Literal["image/png"] = "image/png"
+
+
 class ArchivedIdea(BaseModel):
     """A past paper as ideation sees it: enough to avoid repeats and learn from scores."""
 

@@ -38,6 +38,7 @@ from agent.models import (
     NoveltyDecision,
     Outcome,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     RunRecord,
 )
@@ -234,7 +235,7 @@ def test_no_images_where_the_endpoint_refuses_them(toy: Template, answers: Scrip
         brain = LLMBrain(client(srv))
         assert brain.critique_figures(paper_ctx(toy), [FigureImage(name="a.png", png=GREY)]) == []
         brain.critique_figures(paper_ctx(toy), [FigureImage(name="a.png", png=GREY)])
-        review = brain.review("A paper.", figures=[FigureImage(name="a.png", png=GREY)])
+        review = brain.review("A paper.", [PaperFigure(page=1, png=GREY, caption="Loss.")])
         # Probed once (the refused image part is dropped and the probe asked again, which tells
         # it the endpoint takes none); the review then went without images.
         assert srv.stages() == ["vision_probe", "vision_probe", "review"]
@@ -259,6 +260,10 @@ def test_the_review_prompt_carries_guidelines_calibration_and_a_reasoning_step(b
     assert sum(e.accepted for e in calibration.examples()) == 2 == sum(not e.accepted for e in calibration.examples())
     assert '"reasoning": string' in req.prompt.split("of this shape:")[1].split(",")[0]  # reasoning comes first
     assert req.body["temperature"] > 0 and not review.text_cut
+    brain.review("A paper with a figure.", [PaperFigure(page=3, png=GREY, caption="Loss per run.")])
+    seen = server.for_stage("review")[-1]
+    assert seen.images == ["data:image/png;base64," + base64.b64encode(GREY).decode()]  # the reviewer sees it
+    assert "- page 3: Loss per run." in seen.prompt
 
 
 def test_a_long_paper_is_cut_to_the_context_and_the_review_says_so(server: LoopbackLLM):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agent.literature import LiteratureSearch
 from agent.models import (
@@ -21,6 +21,7 @@ from agent.models import (
     IdeationContext,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -37,6 +38,8 @@ class BrainInfo(BaseModel):
     """Its calls wait on the network: an ensemble's calls may run at once."""
     review_model: str = ""
     """The reviewers' model, when it is not `model` (--review-model)."""
+    review_scope: str = Field(default="", description="what this brain's reviews judge, when that is less "
+                              "than the whole form; printed above its reviews")
 
     @property
     def label(self) -> str:
@@ -102,8 +105,9 @@ class Brain(Protocol):
     def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
         """Rewrite a section so every number in it comes from the results."""
 
-    def review(self, paper_text: str, *, idea: str = "", figures: Sequence[FigureImage] = ()) -> Review:
-        """One NeurIPS-style review of a paper's text (and its figures, if the brain sees images)."""
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+        """One NeurIPS-style review of a paper's text (a PDF's structure as Markdown); `figures`
+        are the paper's figures as PNGs with their captions, for a brain that looks at them."""
 
     def meta_review(self, reviews: list[Review], *, idea: str = "", paper_text: str = "",
                     reflections: int = 1) -> Review:

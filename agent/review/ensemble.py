@@ -1,4 +1,4 @@
-"""Reviewing a paper's text: an ensemble of reviewers, combined by a meta-review.
+"""Reviewing a paper: an ensemble of reviewers, combined by a meta-review.
 
 `review_paper` makes `reviewers` independent `brain.review` calls (in parallel for an LLM
 brain, whose calls wait on the network; each one sampled, so they differ) and one
@@ -9,14 +9,14 @@ computed here, and its decision follows the mean overall score (Accept at `ACCEP
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel
 
 from agent.brains.base import Brain
 from agent.errors import UserError
-from agent.models import FigureImage, MetaReview, Review
+from agent.models import MetaReview, Review
+from agent.review.pdf_layout import Paper
 
 
 class ReviewOutcome(BaseModel):
@@ -26,15 +26,17 @@ class ReviewOutcome(BaseModel):
     meta: MetaReview
 
 
-def review_paper(brain: Brain, text: str, reviewers: int = 5, idea: str = "", *,
-                 figures: Sequence[FigureImage] = (), reflections: int = 3) -> ReviewOutcome:
-    """`reviewers` reviews of `text` (and its `figures`, for a brain that sees them) and their
-    meta-review; `idea` names the idea the paper is for (empty for a paper from outside)."""
+def review_paper(brain: Brain, paper: Paper | str, reviewers: int = 5, idea: str = "", *,
+                 reflections: int = 3) -> ReviewOutcome:
+    """`reviewers` reviews of `paper` (read by `agent.review.paper_text.read_paper`, with its
+    figures, or plain text) and their meta-review; `idea` names the idea the paper is for
+    (empty for a paper from outside)."""
     if reviewers < 1:
         raise UserError(f"--reviewers must be at least 1, got {reviewers}")
+    text, figures = (paper, []) if isinstance(paper, str) else (paper.text(), paper.figures)
 
     def one(_: int) -> Review:
-        return brain.review(text, idea=idea, figures=figures)
+        return brain.review(text, figures, idea=idea)
 
     if brain.info.concurrent and reviewers > 1:
         with ThreadPoolExecutor(max_workers=reviewers) as pool:

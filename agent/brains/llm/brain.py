@@ -58,7 +58,7 @@ from agent.brains.llm.summaries import (
     tail,
     template_brief,
 )
-from agent.brains.llm.tokens import count_tokens
+from agent.brains.llm.tokens import IMAGE_TOKENS, count_tokens
 from agent.errors import StageFailed
 from agent.literature import LiteratureSearch
 from agent.models import (
@@ -77,6 +77,7 @@ from agent.models import (
     MetaReview,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -644,11 +645,15 @@ class LLMBrain:
         return paper_text[:chars] + f"\n\n[... the paper is cut here: {note}]", note
 
     @_bounded("reviewer")
-    def review(self, paper_text: str, *, idea: str = "", figures: Sequence[FigureImage] = ()) -> Review:
-        shown = list(figures) if figures and self.sees_images(self.reviewer) else []
-        system, _ = render("review", calibration=calibration_text(), paper="")
-        paper, cut = self._fit_paper(self.reviewer, paper_text, count_tokens(system) + 765 * len(shown))
-        _, user = render("review", calibration="", paper=paper)
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+        """The figures are listed by page and caption, and shown as images when the reviewer's
+        endpoint takes them."""
+        listing = "\n".join(f"- page {f.page}: {f.caption or '(no caption found)'}" for f in figures)
+        shown = [FigureImage(name=f"on page {f.page}", png=f.png, caption=f.caption) for f in figures
+                 ] if figures and self.sees_images(self.reviewer) else []
+        system, _ = render("review", calibration=calibration_text(), paper="", figures="")
+        paper, cut = self._fit_paper(self.reviewer, paper_text, count_tokens(system) + IMAGE_TOKENS * len(shown))
+        _, user = render("review", calibration="", paper=paper, figures=listing or "(none extracted)")
         ans = self.reviewer.complete("review", system, user, ReviewAnswer, idea=idea, images=shown,
                                      max_tokens=REVIEW_ANSWER_TOKENS, temperature=REVIEW_TEMPERATURE)
         return Review(**ans.review.model_dump(), text_cut=cut)

@@ -39,6 +39,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -392,7 +393,7 @@ class OfflineBrain:
 
     def __init__(self, seed: int = 0):
         self.seed = seed
-        self.info = BrainInfo(kind="offline", model="offline")
+        self.info = BrainInfo(kind="offline", model="offline", review_scope=offline_reviewer.SCOPE)
 
     def _rng(self, *parts: Any) -> random.Random:
         return random.Random(_stable_seed(self.seed, *parts))
@@ -505,8 +506,8 @@ class OfflineBrain:
 
     # -- review
 
-    def review(self, paper_text: str, *, idea: str = "", figures: Sequence[FigureImage] = ()) -> Review:
-        return offline_reviewer.review(paper_text)
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+        return offline_reviewer.review(paper_text)  # the rubric reads the text; captions are in it
 
     def meta_review(self, reviews: list[Review], *, idea: str = "", paper_text: str = "",
                     reflections: int = 1) -> Review:
