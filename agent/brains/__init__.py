@@ -62,6 +62,10 @@ def make_brain(
 
         return OfflineBrain(seed=seed)
 
+    if vision not in ("on", "off", "auto"):
+        from agent.errors import ConfigError
+
+        raise ConfigError(f"--vision must be on, off or auto, not {vision!r}")
     from agent.brains.llm.brain import LLMBrain
     from agent.brains.llm.cache import CallCache
     from agent.brains.llm.client import LLMClient, resolve_api_key

@@ -62,6 +62,7 @@ def review(
     price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M prompt tokens of --model"),
     price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M completion tokens of --model"),
     llm_timeout_s: float = typer.Option(60.0, "--llm-timeout", help="Per-call timeout of the endpoint, seconds"),
+    vision: str = typer.Option("auto", help="Show a PDF's figures to the model: on, off, or auto (probe once)"),
     as_json: bool = typer.Option(False, "--json", help="Print the reviews and meta-review as JSON"),
 ) -> None:
     """Review a paper in the NeurIPS form: an ensemble of reviews and a meta-review."""
@@ -69,7 +70,7 @@ def review(
     with tempfile.TemporaryDirectory(prefix="ai-scientist-review-") as tmp:
         ledger = Ledger(Path(tmp) / "usage.jsonl")
         brain = _brain(model, base_url, budget_usd, ledger, price_in=price_in, price_out=price_out,
-                       timeout_s=llm_timeout_s, vision="off")  # text only: no figures to show
+                       timeout_s=llm_timeout_s, vision=vision)
         reviewers = reviewers or (5 if brain.info.kind == "llm" else 1)
         with err_console.status(f"{reviewers} review(s) + meta-review by the {brain.info.label}"):
             outcome = review_paper(brain, paper, reviewers, reflections=review_reflections)
