@@ -37,7 +37,21 @@ class RunSettings(BaseModel):
     ray_address: str | None = None
     max_runs: int = Field(default=5, ge=1, le=20, description="Experiment runs per idea (besides the baseline)")
     max_fixes: int = Field(default=4, ge=0, le=10, description="Fix attempts per failed run")
-    reviewers: int = Field(default=3, ge=1, le=10, description="Reviews in the ensemble")
+    reviewers: int = Field(default=5, ge=1, le=10, description="Reviews in the ensemble (sampled at temperature > 0)")
+    review_reflections: int = Field(default=3, ge=0, le=10, description="Reflection rounds of the meta-review")
+    review_model: str | None = Field(default=None, description="The reviewers' model (default: the writer's)")
+    idea_reflections: int = Field(default=3, ge=0, le=10, description="Reflection rounds per idea's conversation")
+    novelty_rounds: int = Field(default=10, ge=1, le=30, description="Search rounds of the novelty check")
+    citation_rounds: int = Field(default=20, ge=0, le=50, description="Citation search rounds of the writeup")
+    vision: Literal["on", "off", "auto"] = Field(
+        default="auto", description="Show figures to the model: auto = when the endpoint takes images (probed once)"
+    )
+    price_in: float | None = Field(default=None, ge=0, description="USD per 1M prompt tokens of --model")
+    price_out: float | None = Field(default=None, ge=0, description="USD per 1M completion tokens of --model")
+    llm_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Per-call timeout of the LLM endpoint")
+    llm_stage_deadline_s: float = Field(
+        default=1800.0, gt=0, description="Deadline of all LLM calls of one brain step (a section, a review, ...)"
+    )
     improve: bool = Field(default=False, description="Revise the paper from its review, then review again")
     literature: Literal["auto", "online", "offline"] = Field(
         default="auto", description="Literature search: auto = online for an LLM brain, offline for the offline brain"

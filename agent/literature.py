@@ -579,3 +579,94 @@ def gather_evidence(
         literature = _unique_keys(relevant, set(bib_keys(bib_path)))
     sources = [*answered, "archive", *(["bib"] if bib else [])]
     return NoveltyEvidence(hits=[*literature, *archive, *bib], sources_used=sources, notes=notes, queries=queries)
+
+
+# ---------------------------------------------------------------- the search tool a brain drives
+
+
+class LiteratureSearch:
+    """The literature tool of one idea's stage (the novelty check, the citations of the writeup),
+    driven by a brain one query at a time.
+
+    `query` asks the online sources that still answer (Semantic Scholar, else OpenAlex) under
+    one `Deadline` for the whole stage, with the caps and fallbacks of `search`, and adds the
+    archive's past ideas and the bibliography's entries (the template's, and `known` hits from
+    an earlier stage) closest to the query. Offline, or once every source has failed or the
+    deadline has passed, only the latter answer, and `notes` says why. Every literature hit it
+    returned is kept in `found`, each under one citation key that no other entry has.
+    """
+
+    def __init__(self, idea: Idea, template: Template, past: list[ArchivedIdea], settings: LiteratureSettings,
+                 known: list[LiteratureHit] | None = None):
+        self.idea, self.template, self.past, self.settings = idea, template, past, settings
+        self.deadline = Deadline(settings.stage_budget_s)
+        self.alive: list[Source] = list(settings.sources)
+        self.notes: list[str] = [OFFLINE_NOTE] if settings.offline else []
+        self.queries: list[str] = []
+        bib_path = template.path / "latex" / "references.bib"
+        self._bib = bib_entries(bib_path)
+        self._bib_titles = {_norm_title(h.title) for h in self._bib}
+        self._taken = set(bib_keys(bib_path))
+        self._known = [h for h in known or [] if h.source not in ("archive", "bib")]
+        self._taken |= {k for k in (hit_key(h) for h in self._known) if k}
+        self.found: dict[str, LiteratureHit] = {_norm_title(h.title): h for h in self._known}
+
+    def query(self, text: str, limit: int | None = None, *, online: bool = True) -> list[LiteratureHit]:
+        """Hits for one query: literature first (by the source's rank), then the archive and the
+        bibliography (by similarity to the query); `online=False` asks only the latter. Never
+        raises for network trouble. `queries` lists what was asked online."""
+        text = " ".join(text.split())[:300]
+        hits: list[LiteratureHit] = []
+        if online:
+            self.queries.append(text)
+        if online and not self.settings.offline:
+            hits = self._online(text, limit or self.settings.results_per_query)
+        nearby = self._closest(text, [*self._known, *self._bib], 3) if self._known or self._bib else []
+        past = [h for h in similar_ideas(Idea(name="query", title=text, hypothesis=text, experiment="",
+                                              interestingness=1, feasibility=1, novelty=1), self.past, 3)]
+        seen = {_norm_title(h.title) for h in hits}
+        return [*hits, *(h for h in nearby if _norm_title(h.title) not in seen), *past]
+
+    def _online(self, text: str, limit: int) -> list[LiteratureHit]:
+        if self.deadline.expired or not self.alive:
+            why = "the time budget is spent" if self.deadline.expired else "every source has failed"
+            note = f"literature: query {text!r} not sent online: {why}"
+            if note not in self.notes:
+                self.notes.append(note)
+            return []
+        with _client() as client:
+            outcome = search(text, limit=limit, settings=self.settings, deadline=self.deadline, client=client,
+                             sources=list(self.alive))
+        for source, reason in outcome.errors.items():
+            self.notes.append(f"literature: {source} failed ({reason})")
+            if source in self.alive:
+                self.alive.remove(source)  # a source that failed once is not asked again in this stage
+        out = []
+        for h in outcome.hits:
+            title = _norm_title(h.title)
+            if title in self._bib_titles:
+                continue  # the template cites it already: the bibliography hit stands for it
+            if title not in self.found:
+                self.found[title] = _unique_keys([h], self._taken)[0]
+            out.append(self.found[title])
+        return out
+
+    def _closest(self, text: str, pool: list[LiteratureHit], k: int) -> list[LiteratureHit]:
+        scores = similarity(tokens(text), [tokens(f"{h.title} {h.abstract}") for h in pool])
+        ranked = sorted(zip(scores, range(len(pool)), pool, strict=True), key=lambda t: (-t[0], t[1]))
+        return [h.model_copy(update={"score": round(s, 4)}) for s, _, h in ranked[:k] if s > 0]
+
+    def gather(self) -> NoveltyEvidence:
+        """The fixed-query evidence of `gather_evidence` (for a brain that writes no queries);
+        its literature hits are kept in `found` too."""
+        evidence = gather_evidence(self.idea, self.template, self.past, self.settings)
+        for h in evidence.hits:
+            if h.source not in ("archive", "bib"):
+                self.found.setdefault(_norm_title(h.title), h)
+        self.queries += evidence.queries
+        self.notes += [n for n in evidence.notes if n not in self.notes]
+        return evidence
+
+    def literature(self) -> list[LiteratureHit]:
+        """Every literature hit returned so far (for the writeup to cite from)."""
+        return list(self.found.values())

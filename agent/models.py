@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field
 
 from agent.template.contract import Template
 
+ACCEPT_AT = 6
+"""The one accept threshold: a paper is accepted when its (mean) overall score is at least this."""
+
 # ---------------------------------------------------------------- results a brain returns
 
 
@@ -31,6 +34,8 @@ class NoveltyDecision(BaseModel):
     novel: bool
     reason: str
     queries: list[str] = Field(default_factory=list, description="Literature queries that were used")
+    papers: list[LiteratureHit] = Field(default_factory=list, description="The hits that drove the decision")
+    rounds: int = Field(default=0, description="Search rounds the judge used (0: judged from fixed queries)")
 
 
 class Edit(BaseModel):
@@ -70,9 +75,34 @@ class FigureNote(BaseModel):
 class Citation(BaseModel):
     key: str
     bibtex: str
+    note: str = Field(default="", description="What the paper supports in ours, and where it is cited")
 
 
-class Review(BaseModel):
+class CitedDraft(BaseModel):
+    """Sections after citation rounds over the draft: the text with its new \\citep, and every
+    citation chosen so far."""
+
+    sections: dict[str, str]
+    citations: list[Citation]
+    rounds: int = 0
+
+
+class FigureImage(BaseModel):
+    """A figure as a model sees it: the PNG bytes (checked: a PNG, not too large) and its caption."""
+
+    name: str
+    png: bytes
+    caption: str = ""
+
+
+class FigureCritique(BaseModel):
+    file: str
+    ok: bool = Field(description="readable, labelled, shows what the caption says, not a duplicate")
+    problems: list[str] = Field(default_factory=list)
+    fix: str = Field(default="", description="What to change in plot.py, when not ok")
+
+
+class ReviewForm(BaseModel):
     """The NeurIPS review form."""
 
     summary: str
@@ -91,6 +121,38 @@ class Review(BaseModel):
     overall: int = Field(ge=1, le=10)
     confidence: int = Field(ge=1, le=5)
     decision: Literal["Accept", "Reject"]
+
+
+class Review(ReviewForm):
+    """One review: the form, and what the reviewer could not read."""
+
+    text_cut: str = Field(default="", description="Set when only part of the paper fitted the model's context")
+
+
+SCORES = ("originality", "quality", "clarity", "significance", "soundness", "presentation", "contribution",
+          "overall", "confidence")
+
+
+class MetaReview(Review):
+    """The ensemble's verdict: the area chair's text, with every score the mean of the reviews'
+    (computed in code), and the decision that follows the mean overall score."""
+
+    originality: float = Field(ge=1, le=4)
+    quality: float = Field(ge=1, le=4)
+    clarity: float = Field(ge=1, le=4)
+    significance: float = Field(ge=1, le=4)
+    soundness: float = Field(ge=1, le=4)
+    presentation: float = Field(ge=1, le=4)
+    contribution: float = Field(ge=1, le=4)
+    overall: float = Field(ge=1, le=10)
+    confidence: float = Field(ge=1, le=5)
+
+    @classmethod
+    def of(cls, text: Review, reviews: list[Review]) -> MetaReview:
+        means = {k: round(sum(getattr(r, k) for r in reviews) / len(reviews), 2) for k in SCORES}
+        decision = "Accept" if means["overall"] >= ACCEPT_AT else "Reject"
+        cut = next((r.text_cut for r in [text, *reviews] if r.text_cut), "")
+        return cls(**{**text.model_dump(), **means, "decision": decision, "text_cut": cut})
 
 
 # ---------------------------------------------------------------- what a brain is given
@@ -145,7 +207,10 @@ class IdeationContext(BaseModel):
     archive: list[ArchivedIdea] = Field(description="past papers, with the researcher's verdicts where given")
     seed_ideas: list[Idea]
     num_ideas: int
-    reflections: int = 2
+    reflections: int = Field(default=3, description="Reflection rounds per idea, with an early stop")
+    failed: list[Outcome] = Field(default_factory=list, description="Earlier ideas that failed, with stage and reason")
+    code: str = Field(default="", description="The template's experiment.py")
+    max_runs: int = Field(default=5, description="Runs an idea gets (--max-runs)")
     follow_ups: list[ArchivedIdea] = Field(
         default_factory=list, description="papers the researcher marked follow-up and no idea has continued yet: "
         "propose their continuations first (Idea.continues = their paper_id)")
@@ -163,6 +228,21 @@ class RunRecord(BaseModel):
     wall_s: float = 0.0
 
 
+class Turn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class Conversation(BaseModel):
+    """A brain's running conversation about one idea (the coder's memory across runs), kept in
+    the idea's state folder so that it survives `resume`. Old turns are folded into `summary`
+    so that the whole stays within a token budget."""
+
+    summary: str = ""
+    turns: list[Turn] = Field(default_factory=list)
+    folded: int = Field(default=0, description="Turns folded into the summary so far")
+
+
 class ExperimentContext(BaseModel):
     idea: Idea
     template: Template
@@ -171,6 +251,7 @@ class ExperimentContext(BaseModel):
     history: list[RunRecord] = Field(default_factory=list)
     max_runs: int
     code: str = Field(default="", description="Current experiment.py")
+    memory: Conversation = Field(default_factory=Conversation, description="The coder's memory of this idea")
     prior: dict[str, Any] | None = Field(
         default=None, description="for a continuation: the continued paper's findings and verdict")
 
@@ -210,7 +291,7 @@ class Results(BaseModel):
 class ReviewRecord(BaseModel):
     """`review.json`: the ensemble, its meta-review, and the faithfulness report of the paper."""
 
-    meta: Review
+    meta: MetaReview
     reviews: list[Review]
     faithfulness: dict[str, Any]
     reviewer: str = Field(description="Which brain and model reviewed")
@@ -236,3 +317,7 @@ class Outcome(BaseModel):
     def archived(self) -> bool:
         return self.status == "archived"
 
+
+
+NoveltyDecision.model_rebuild()  # it names LiteratureHit, defined below it
+IdeationContext.model_rebuild()  # it names Outcome

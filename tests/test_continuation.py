@@ -68,6 +68,8 @@ def test_the_llm_is_told_the_verdicts_and_asked_for_continuations_first(tmp_path
                           reflections=0, follow_ups=[followed])
     with LoopbackLLM(default=ScriptedBrainAnswers(template)) as srv:
         LLMBrain(LLMClient("test-model", base_url=srv.url, api_key="k")).ideas(ctx)
-        [req] = srv.for_stage("ideas")
+        req, second = srv.for_stage("ideas")  # one conversation per idea (issue 12), the continuation first
+    assert f"a continuation of paper {followed.paper_id}" in req.user
+    assert "continuation of paper" not in second.user.rsplit("Propose idea", 1)[1]
     assert f"paper {followed.paper_id}" in req.user and NOTE in req.user and "researcher 9/10" in req.user
     assert "bad_idea" in req.user and "DISCARDED" in req.user

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.brains.offline.brain import judge_novelty
 from agent.literature import (
     FALLBACK_TAIL,
     OFFLINE_NOTE,
@@ -452,7 +453,6 @@ def test_template_bibliographies_parse(path: Path) -> None:
 
 
 def test_same_knob_set_reaches_the_offline_judge_however_ranked(tmp_path: Path) -> None:
-    from agent.brains.offline.brain import OfflineBrain
 
     crowd = [ArchivedIdea(template="toy_diffusion", name=f"cosine_{i}", title=f"Cosine noise schedule study {i}",
                           hypothesis="Cosine schedules for low-dimensional diffusion lower the KL.", knobs=["lr"])
@@ -463,6 +463,6 @@ def test_same_knob_set_reaches_the_offline_judge_however_ranked(tmp_path: Path) 
 
     archive = [h for h in ev.hits if h.source == "archive"]
     assert archive[-1].title == "An unrelated wording" and len(archive) == 6  # top 5 + the knob twin
-    assert OfflineBrain(seed=0).novelty(IDEA, ev.hits).novel is False
+    assert judge_novelty(IDEA, ev.hits).novel is False
     ev = gather_evidence(IDEA, make_template(tmp_path), crowd, LiteratureSettings())
-    assert OfflineBrain(seed=0).novelty(IDEA, ev.hits).novel is True
+    assert judge_novelty(IDEA, ev.hits).novel is True

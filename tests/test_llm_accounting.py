@@ -17,6 +17,7 @@ from agent.brains.llm.client import LLMClient
 from agent.brains.llm.ledger import Ledger
 from agent.brains.llm.prices import BUILTIN, PriceTable
 from agent.errors import BudgetExceeded, ConfigError
+from agent.literature import LiteratureSearch, LiteratureSettings
 from agent.models import Idea, IdeationContext, NoveltyDecision, PaperContext, PlannedRun, RunRecord
 from agent.template.contract import Template, load_template
 from tests.llm_server import PROSE, LoopbackLLM, ScriptedBrainAnswers, rate_limited, write_toy_template
@@ -131,7 +132,8 @@ def one_paper(brain: LLMBrain, toy: Template) -> list[str]:
     out: list[str] = []
     ideas = brain.ideas(IdeationContext(template=toy, archive=[], seed_ideas=[], num_ideas=2, reflections=1))
     out += [i.model_dump_json() for i in ideas]
-    out.append(brain.novelty(ideas[0], []).model_dump_json())
+    search = LiteratureSearch(ideas[0], toy, [], LiteratureSettings(offline=True))
+    out.append(brain.novelty(ideas[0], search, 2).model_dump_json())
     run = RunRecord(name="run_1", planned=PlannedRun(description="lr", args={"--lr": "0.01"}), ok=True, results=BASELINE)
     ctx = PaperContext(idea=ideas[0], template=toy, scale="smoke", baseline=BASELINE, runs=[run])
     for section in ("title", "abstract", "results"):
@@ -147,7 +149,7 @@ def test_replay_reproduces_a_recorded_run_without_the_server(toy: Template, tmp_
     answers = ScriptedBrainAnswers(toy)
     with LoopbackLLM(default=answers) as srv:
         srv.add("novelty", PROSE)  # a repair round is recorded and replayed too
-        srv.add("review", answers.review(3), answers.review(6), answers.review(8))  # an ensemble of 3
+        srv.add("review", answers.review_answer(3), answers.review_answer(6), answers.review_answer(8))  # an ensemble of 3
         rec = LLMBrain(LLMClient("test-model", base_url=srv.url, api_key="k", cache=CallCache(cache, "record")))
         recorded = one_paper(rec, toy)
         dead_url = srv.url

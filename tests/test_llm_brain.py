@@ -12,11 +12,12 @@ import pytest
 
 from agent.brains import make_brain
 from agent.brains.base import Brain
-from agent.brains.llm.brain import EditAnswer, IdeaList, LLMBrain, NextRunAnswer, RunAnswer
+from agent.brains.llm.brain import EditAnswer, LLMBrain, NextRunAnswer, RunAnswer
 from agent.brains.llm.client import LLMClient
 from agent.brains.llm.ledger import Ledger
 from agent.edits import EditRefused, apply_edits
 from agent.errors import ConfigError, StageFailed
+from agent.literature import LiteratureSearch, LiteratureSettings
 from agent.models import (
     ArchivedIdea,
     Citation,
@@ -91,6 +92,11 @@ def experiment_ctx(toy: Template, history: list[RunRecord] | None = None, code: 
     )
 
 
+def search(toy: Template) -> LiteratureSearch:
+    """The literature tool, offline: the archive (empty here) and the template's bibliography."""
+    return LiteratureSearch(idea(), toy, [], LiteratureSettings(offline=True))
+
+
 def paper_ctx(toy: Template) -> PaperContext:
     run = RunRecord(name="run_1", planned=PlannedRun(description="lr 0.01", args={"--lr": "0.01"}), ok=True, results=BASELINE)
     failed = RunRecord(name="run_2", planned=PlannedRun(description="lr 0.1"), ok=False, error="Traceback\nValueError: nan")
@@ -120,7 +126,7 @@ def test_every_brain_method_returns_its_typed_result(brain: LLMBrain, server: Lo
     assert brain.info.kind == "llm" and brain.info.model == "test-model"
     ideas = brain.ideas(IdeationContext(template=toy, archive=[], seed_ideas=[], num_ideas=2, reflections=1))
     assert len(ideas) == 2 and all(isinstance(i, Idea) for i in ideas)
-    assert isinstance(brain.novelty(ideas[0], []), NoveltyDecision)
+    assert isinstance(brain.novelty(ideas[0], search(toy), 3), NoveltyDecision)
     run = brain.next_run(experiment_ctx(toy))
     assert isinstance(run, PlannedRun) and run.args == {"--lr": "0.0001"}
     ctx = paper_ctx(toy)
@@ -135,7 +141,7 @@ def test_every_brain_method_returns_its_typed_result(brain: LLMBrain, server: Lo
         assert isinstance(written[section], str) and written[section]
     assert "\n" not in written["title"]
     assert "\\includegraphics[width=0.9\\linewidth]{loss.png}" in written["results"]
-    assert brain.citations(ctx) == []
+    assert brain.citations(ctx, {}, search(toy), 2).citations == []
     assert brain.fix_latex("\\documentclass{article}\n\\begin{document}\nx\n\\end{document}\n", "! Error\nl.3 x") == []
     assert isinstance(brain.fix_numbers(ctx, "results", "loss 9.99", ["9.99"]), str)
     reviews = [brain.review("A paper.") for _ in range(3)]
@@ -143,11 +149,11 @@ def test_every_brain_method_returns_its_typed_result(brain: LLMBrain, server: Lo
     assert isinstance(brain.meta_review(reviews), Review)
     revised = brain.revise(ctx, {"results": "old", "conclusion": "old"}, reviews[0])
     assert revised["results"] == "old" and revised["conclusion"] != "old"
-    # Every request named its stage in the header and in the system prompt's first line.
+    # Every request named its stage in the header and in its question's first line.
     for req in server.requests:
         assert req.authorized and req.stage
-        assert req.system.splitlines()[0] == f"[stage: {req.stage}]"
-    assert server.stages().count("ideas_reflect") == 1
+        assert req.prompt.splitlines()[0] == f"[stage: {req.stage}]"
+    assert server.stages().count("ideas_reflect") == 2  # one round for each idea
     assert server.stages().count("meta_review_reflect") == 1
     assert {f"write_section:{s}" for s in SECTIONS} <= set(server.stages())
     assert len(brain.client.ledger.calls) == len(server.requests)
@@ -168,28 +174,19 @@ def test_ledger_rows_carry_the_idea_each_call_names(brain: LLMBrain, toy: Templa
 
 def test_ideas_avoid_the_archive_and_unknown_knobs(brain: LLMBrain, server: LoopbackLLM, toy: Template):
     archive = [ArchivedIdea(template="toy", name=f"lr_sweep_{i}", title="t", hypothesis="h", score=i) for i in range(30)]
-    bad = IdeaList(
-        ideas=[
-            Idea(name="lr_sweep_3", title="repeat", hypothesis="h", experiment="e", interestingness=5, feasibility=5, novelty=5),
-            Idea(
-                name="width_probe",
-                title="new",
-                hypothesis="h",
-                experiment="e",
-                interestingness=5,
-                feasibility=5,
-                novelty=5,
-                knobs=["width", "no_such_knob"],
-            ),
-        ]
-    )
-    server.add("ideas", bad)
-    got = brain.ideas(IdeationContext(template=toy, archive=archive, seed_ideas=[], num_ideas=2, reflections=0))
+    repeat = Idea(name="lr_sweep_3", title="repeat", hypothesis="h", experiment="e", interestingness=5, feasibility=5,
+                  novelty=5)
+    new = Idea(name="width_probe", title="new", hypothesis="h", experiment="e", interestingness=5, feasibility=5,
+               novelty=5, knobs=["width", "no_such_knob"])
+    server.add("ideas", repeat, new)  # an archived name is sent back; the second answer stands
+    got = brain.ideas(IdeationContext(template=toy, archive=archive, seed_ideas=[], num_ideas=1, reflections=0))
     assert [i.name for i in got] == ["width_probe"]
     assert got[0].knobs == ["width"]
-    prompt = server.for_stage("ideas")[0].prompt
-    assert "lr_sweep_29" in prompt  # best scored first ...
-    assert "- lr_sweep_0:" not in prompt  # ... and only the top of the archive in full
+    first, repair = server.for_stage("ideas")
+    assert "'lr_sweep_3' is taken" in repair.user
+    assert "lr_sweep_29" in first.prompt  # best scored first ...
+    assert "- lr_sweep_0:" not in first.prompt  # ... and only the top of the archive in full
+    assert "WIDTH = 16" in first.prompt  # the model sees experiment.py
 
 
 def test_next_run_is_none_when_done_or_out_of_runs(brain: LLMBrain, server: LoopbackLLM, toy: Template):
@@ -259,22 +256,31 @@ def test_prompts_stay_compact(brain: LLMBrain, server: LoopbackLLM, toy: Templat
     assert "line 200" in sent and "line 150" not in sent and "line 1\n" not in sent
 
 
-def test_citations_keep_only_new_valid_bibtex(brain: LLMBrain, server: LoopbackLLM, toy: Template):
+def test_citations_choose_shown_papers_and_take_their_bibtex(brain: LLMBrain, server: LoopbackLLM, toy: Template):
+    """The model chooses by key among the papers shown; a key it was not shown is sent back;
+    the BibTeX is the hit's own, never the model's."""
     ctx = paper_ctx(toy)
-    good = Citation(key="kingma2015adam", bibtex="@article{kingma2015adam, title={Adam}, author={Kingma}, year={2015}}")
-    dup = Citation(key="ho2020ddpm", bibtex="@article{ho2020ddpm, title={DDPM}}")
-    junk = Citation(key="made_up", bibtex="not bibtex")
-    server.add("citations", {"citations": [good.model_dump(), dup.model_dump(), junk.model_dump()]})
-    assert brain.citations(ctx) == [good]
+    server.add("citations", {"choose": [{"key": "made_up2020", "note": "x"}]},
+               {"choose": [{"key": "kingma2015adam", "note": "the optimiser"}], "done": True})
+    got = brain.citations(ctx, {}, search(toy), 5)
+    assert got.citations == [Citation(key="kingma2015adam", bibtex=ctx.literature[0].bibtex, note="the optimiser")]
+    assert got.rounds == 1
+    assert "made_up2020" in server.for_stage("citations")[1].user  # the repair round names it
+    assert "[kingma2015adam] Adam" in server.for_stage("citations")[0].prompt
 
 
-def test_citations_skip_malformed_bibtex(brain: LLMBrain, server: LoopbackLLM, toy: Template):
+def test_citations_over_a_draft_are_placed_where_they_belong(brain: LLMBrain, server: LoopbackLLM, toy: Template):
     ctx = paper_ctx(toy)
-    cut = Citation(key="cut2020", bibtex="@article{cut2020, title={never closed}")
-    renamed = Citation(key="a2020", bibtex="@article{b2020, title={B}}")
-    trailing = Citation(key="ok2020", bibtex="@article{ok2020, title={OK}}\n\\input{/etc/passwd}")
-    server.add("citations", {"citations": [cut.model_dump(), renamed.model_dump(), trailing.model_dump()]})
-    assert brain.citations(ctx) == [Citation(key="ok2020", bibtex="@article{ok2020, title={OK}}")]
+    draft = {"related_work": "Adaptive optimisers are common. We use one.", "results": "No change."}
+    place = {"key": "kingma2015adam", "section": "related_work", "search": "Adaptive optimisers are common.",
+             "replace": "Adaptive optimisers are common~\\citep{kingma2015adam}."}
+    server.add("citations", {"query": "adam optimizer", "choose": [{"key": "kingma2015adam", "note": "optimiser"}]},
+               {"place": [place], "done": True})
+    got = brain.citations(ctx, draft, search(toy), 5)
+    assert got.sections["related_work"] == "Adaptive optimisers are common~\\citep{kingma2015adam}. We use one."
+    assert got.sections["results"] == "No change." and got.rounds == 2
+    second = server.for_stage("citations")[1].prompt
+    assert "Results for 'adam optimizer'" in second and "not yet cited in the draft: kingma2015adam" in second
 
 
 def test_declared_figures_keep_their_declared_caption(brain: LLMBrain, server: LoopbackLLM, toy: Template):
@@ -316,11 +322,12 @@ def test_fix_latex_edits_must_match_the_file(brain: LLMBrain, server: LoopbackLL
 
 def test_prose_answer_is_repaired(brain: LLMBrain, server: LoopbackLLM, toy: Template):
     server.add("novelty", PROSE)
-    assert isinstance(brain.novelty(idea(), []), NoveltyDecision)
+    assert isinstance(brain.novelty(idea(), search(toy), 3), NoveltyDecision)
     assert "no JSON object" in server.for_stage("novelty")[1].user
 
 
-def test_make_brain_picks_the_brain_from_settings(monkeypatch: pytest.MonkeyPatch, server: LoopbackLLM, tmp_path: Path):
+def test_make_brain_picks_the_brain_from_settings(monkeypatch: pytest.MonkeyPatch, server: LoopbackLLM, tmp_path: Path,
+                                                  toy: Template):
     for var in ("AI_SCIENTIST_MODEL", "AI_SCIENTIST_BASE_URL", "AI_SCIENTIST_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ConfigError, match="no API key: set OPENAI_API_KEY or AI_SCIENTIST_API_KEY"):
@@ -330,7 +337,7 @@ def test_make_brain_picks_the_brain_from_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AI_SCIENTIST_API_KEY", KEY)
     brain = make_brain(ledger=Ledger(tmp_path / "usage.jsonl"), cache_dir=tmp_path / "cache")
     assert isinstance(brain, LLMBrain) and brain.info.model == "served-model"
-    assert isinstance(brain.novelty(idea(), []), NoveltyDecision)
+    assert isinstance(brain.novelty(idea(), search(toy), 1), NoveltyDecision)
     assert server.requests[-1].body["model"] == "served-model" and server.requests[-1].authorized
     assert (tmp_path / "usage.jsonl").is_file()
 
@@ -340,7 +347,7 @@ def test_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch, toy: Templat
         monkeypatch.delenv(var, raising=False)
     with LoopbackLLM(default=ScriptedBrainAnswers(toy), api_key="not-needed") as srv:
         brain = make_brain("llama3.1", srv.url)
-        assert isinstance(brain.novelty(idea(), []), NoveltyDecision)
+        assert isinstance(brain.novelty(idea(), search(toy), 1), NoveltyDecision)
         assert srv.requests[0].authorized
 
 

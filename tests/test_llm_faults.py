@@ -196,12 +196,14 @@ def test_unfixable_errors_fail_fast(llm_server: LoopbackLLM, fault, message: str
 
 
 def test_endpoint_without_json_mode_is_adapted_to(toy_free_server: LoopbackLLM):
+    """json_schema refused, then json_object refused: the prompt alone asks for JSON, and that
+    is remembered."""
     toy_free_server.add("novelty", GOOD, GOOD)
     c = client(toy_free_server)
     assert ask(c) == GOOD and ask(c) == GOOD
-    first, second, third = toy_free_server.requests
-    assert "response_format" in first.body and "response_format" not in second.body
-    assert "response_format" not in third.body  # remembered
+    formats = [r.response_format for r in toy_free_server.requests]
+    assert formats == ["json_schema", "json_object", "json_object", None, None]  # json_object with a schema, then without
+    assert c.response_format == "prompt"
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ import pytest
 from agent.analysis import Analysis, analyze
 from agent.brains.base import Brain
 from agent.brains.offline import writer as offline_writer
-from agent.brains.offline.brain import OfflineBrain
+from agent.brains.offline.brain import OfflineBrain, judge_novelty
 from agent.brains.offline.reviewer import extract
 from agent.edits import apply_edits
+from agent.literature import LiteratureSearch, LiteratureSettings
 from agent.models import (
     ArchivedIdea,
     Edit,
@@ -362,9 +363,9 @@ def test_novelty_uses_the_archive_knob_sets(toy):
                          source="archive", score=0.9)
     other = LiteratureHit(title="Another study", abstract="", knobs=["depth", "use_norm"], source="archive",
                           score=0.95)
-    no = brain.novelty(idea, [other, same])
+    no = judge_novelty(idea, [other, same])
     assert not no.novel and "An earlier sweep" in no.reason and no.queries
-    yes = brain.novelty(idea, [other])
+    yes = judge_novelty(idea, [other])
     assert yes.novel and "Another study" in yes.reason
 
 
@@ -530,7 +531,7 @@ def test_citations_only_from_hits_with_bibtex(toy, tmp_path):
         LiteratureHit(title="No bib", source="openalex"),
         LiteratureHit(title="Known", source="bib", bibtex="@article{kingma2014adam, title={Adam}}"),
     ]
-    cites = brain.citations(ctx)
+    cites = brain.citations(ctx, {}, LiteratureSearch(ctx.idea, toy, [], LiteratureSettings()), 3).citations
     assert [c.key for c in cites] == ["doe2020x"]
 
 
@@ -670,7 +671,7 @@ def test_research_templates(name, tmp_path):
     assert len(ideas) == 3
     rng = random.Random(0)
     for idea in ideas:
-        assert brain.novelty(idea, []).novel
+        assert judge_novelty(idea, []).novel
         workdir = tmp_path / idea.name
         shutil.copytree(tpl.path, workdir, ignore=shutil.ignore_patterns("run_*", "__pycache__"))
 

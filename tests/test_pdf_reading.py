@@ -212,7 +212,13 @@ def test_the_llm_reviewer_reads_the_structure_and_is_handed_the_figures(test_set
 
     doc, read, _, _ = test_set["twocol"]
     brain_text = read.text()
-    with LoopbackLLM(default=lambda stage, req: make_review(5)) as srv:
+    form = make_review(5).model_dump(exclude={"text_cut"})
+
+    def answer(stage: str, req: object) -> object:  # the shape each stage asks for (issue 12)
+        return {"review": {"reasoning": "r", "review": form}, "meta_review_reflect": {"review": form, "done": True},
+                "vision_probe": "OK"}.get(stage, form)
+
+    with LoopbackLLM(default=answer) as srv:
         brain = make_brain("test-model", srv.url, ledger=Ledger(tmp_path / "usage.jsonl"))
         review_paper(brain, read, reviewers=1)
         prompt = srv.for_stage("review")[0].user

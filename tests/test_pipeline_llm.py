@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 
 from agent.archive.store import Archive
+from agent.brains.llm.brain import (
+    Choice,
+    CitationStep,
+    EditAnswer,
+    EditList,
+    FigureCritiques,
+    Placement,
+)
+from agent.models import Edit, FigureCritique, PlotPlan
 from agent.template.contract import SECTIONS, load_template
+from tests.fake_scholar import FakeScholar
 from tests.helpers import cli
 from tests.llm_server import (
     MISSING_SEARCH,
@@ -34,17 +44,26 @@ pytestmark = pytest.mark.slow
 
 API_KEY = "sk-e2e-3f9c1a7be0d44c21-DO-NOT-LEAK"
 MODEL = "test-model"
-# Every Brain stage one idea passes through with 2 runs and 2 reviewers, and how often.
+# Every Brain stage one idea passes through with 2 runs and 2 reviewers, and how often: the
+# scripted model reflects on its idea once and then says it is done, searches once before it
+# judges novelty, plans 2 runs (--max-runs 2), writes a notebook entry per run,
+# finds its figures fine at the first look, is done with citations at once (before writing and
+# over the draft), and drafts and refines each section.
 EXPECTED_CALLS = Counter(
     {
         "ideas": 1,
         "ideas_reflect": 2,
-        "novelty": 1,
+        "novelty": 2,
         "next_run": 2,
+        "run_notes": 2,
         "plot_plan": 1,
         "describe_figures": 1,
+        "vision_probe": 1,
+        "critique_figures": 1,
         **{f"write_section:{s}": 1 for s in ("title", *SECTIONS)},
-        "citations": 1,
+        **{f"refine_section:{s}": 1 for s in SECTIONS},
+        "citations": 2,
+        "polish": 1,
         "review": 2,
         "meta_review": 1,
         "meta_review_reflect": 1,
@@ -228,8 +247,9 @@ def test_faults_mid_pipeline_are_retried_repaired_and_recorded(tmp_path: Path) -
         novelty = srv.for_stage("novelty")
         fixes = srv.for_stage("fix_run")
         plot_plans = srv.for_stage("plot_plan")
-    # 429 with Retry-After: 1 -> the same request again, no sooner than asked.
-    assert len(novelty) == 2 and novelty[0].body == novelty[1].body
+    # 429 with Retry-After: 1 -> the same request again, no sooner than asked (then the loop's
+    # second round).
+    assert len(novelty) == 3 and novelty[0].body == novelty[1].body
     assert novelty[1].at - novelty[0].at >= 0.95
     # Prose -> one repair round that quotes the validation error.
     assert len(plot_plans) == 2 and "no JSON object" in plot_plans[1].user
@@ -324,3 +344,85 @@ def test_garbage_at_ideation_ends_the_run_without_a_traceback(tmp_path: Path) ->
         assert "invalid output" in res.stdout
     assert lab.papers() == []
     ok(lab.cli("status", lab.run_id()))
+
+
+# ------------------------------------------------------------------ 5. citations found online reach the PDF
+
+
+def test_a_paper_found_online_is_cited_and_listed_in_the_pdf(tmp_path: Path) -> None:
+    """The novelty loop and the citation rounds search a fake Semantic Scholar; the model chooses
+    a paper before writing and cites it over the draft; it is in the compiled PDF's references.
+    A number the results do not hold is repaired before the review (the faithfulness check)."""
+    lab = Lab(tmp_path, runs=1)
+    key, title = "Ho2020DenoisingDD", "Denoising Diffusion Probabilistic Models"
+    invented = "a loss of 0.987654 in every run"
+    with FakeScholar() as fake, server(lab) as srv:
+        lab.env |= {"AI_SCIENTIST_S2_URL": fake.url, "AI_SCIENTIST_OPENALEX_URL": fake.url}
+        srv.add("citations",
+                CitationStep(query="denoising diffusion probabilistic models"),  # before writing: search ...
+                CitationStep(choose=[Choice(key=key, note="the DDPM the template trains")], done=True),  # ... choose
+                CitationStep(place=[Placement(key=key, section="related_work", search="In this related work section",
+                                              replace=f"In this related work section~\\citep{{{key}}}")], done=True))
+        srv.add("write_section:results", lab.answers.section_text("results", []) + f" We measured {invented}.")
+        res = lab.cli("run", "--template", str(lab.template), "--model", MODEL, "--base-url", srv.url,
+                      "--num-ideas", "1", "--max-runs", "1", "--reviewers", "1", "--literature", "online")
+        ok(res)
+        assert srv.pending() == {}
+        meta, folder = assert_paper(lab, srv, reviewers=1)
+        stages = srv.stages()
+    assert [q.params["query"] for q in fake.requests if q.api == "s2"][:2] == [
+        "knob sweep baseline", "denoising diffusion probabilistic models"]  # the model's queries, in order
+    refs = pdf_text(folder / "paper.pdf").split("References")[-1]
+    assert words(title) in words(refs), refs[:2000]  # plainnat lower-cases and wraps the title
+    tex = (folder / "paper.tex").read_text()
+    assert f"\\citep{{{key}}}" in tex
+    state = lab.run_dir() / f"{meta['idea_name']}.state"
+    assert [c["key"] for c in json.loads((state / "citations.json").read_text())] == [key]
+    # Faithfulness: the invented number went to fix_numbers and is not in the paper.
+    assert "fix_numbers" in stages and "0.987654" not in tex
+    assert json.loads((folder / "review.json").read_text())["faithfulness"]["ok"] is True
+    # The novelty decision and the papers behind it are in idea.json.
+    check = json.loads((folder / "idea.json").read_text())["novelty_check"]
+    assert check["novel"] and check["rounds"] == 2 and check["queries"] == ["knob sweep baseline"]
+    assert check["papers"] and check["papers"][0]["source"] == "semantic_scholar"
+    # The coder's memory and the model's own notebook entry.
+    assert (state / "memory.json").is_file()
+    assert "In run_1 we changed one setting" in (state / "notes.md").read_text()
+    assert_no_secret(tmp_path, res)
+
+
+# ------------------------------------------------------------------ 6. plot errors and a bad figure are fixed
+
+
+def test_a_broken_plot_is_fixed_and_a_bad_figure_revised(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, runs=1)
+    crash = "raise RuntimeError('plot crash: no such column')\n"
+    anchor = "fig, ax = plt.subplots(figsize=(4, 3))\n"
+    xticks = "ax.set_xticks(range(len(infos)), list(labels.values()))\n"
+    with server(lab) as srv:
+        srv.add("plot_plan", PlotPlan(labels={"run_0": "Baseline", "run_1": "lr"},
+                                      edits=[Edit(path="plot.py", search=anchor, replace=crash + anchor)]))
+        srv.add("fix_plot",
+                EditList(edits=[EditAnswer(path="plot.py", search=crash, replace="")]),  # the error, fixed
+                EditList(edits=[EditAnswer(path="plot.py", search=xticks,  # the critique, answered
+                                           replace=xticks + "ax.set_ylabel('final loss')\nax.set_title('Loss per run')\n")]))
+        srv.add("critique_figures", FigureCritiques(figures=[FigureCritique(
+            file="loss.png", ok=False, problems=["the y axis has no label"], fix="label the y axis 'final loss'")]))
+        res = lab.run(srv, max_runs=1, reviewers=1)
+        ok(res)
+        assert srv.pending() == {}
+        meta, folder = assert_paper(lab, srv, reviewers=1)
+        fixes = srv.for_stage("fix_plot")
+        looks = srv.for_stage("critique_figures")
+        reviews = srv.for_stage("review")
+    assert "plot crash: no such column" in fixes[0].prompt  # the traceback went back to the model
+    assert "the y axis has no label" in fixes[1].prompt  # and so did the critique
+    assert len(looks) == 2 and len(looks[0].images) == len(looks[1].images) == 1
+    assert looks[0].images != looks[1].images  # the model saw the revised figure
+    plot_py = (lab.run_dir() / meta["idea_name"] / "plot.py").read_text()
+    assert "set_ylabel('final loss')" in plot_py and "plot crash" not in plot_py
+    notes = (lab.run_dir() / f"{meta['idea_name']}.state" / "notes.md").read_text()
+    assert "## figures, critique 1\n- loss.png: the y axis has no label" in notes
+    assert "## figures, critique 2\n- loss.png: ok" in notes
+    assert reviews[0].images  # the reviewer saw the figure too
+    assert_no_secret(tmp_path, res)

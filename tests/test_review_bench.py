@@ -16,6 +16,7 @@ from agent.brains.base import BrainInfo
 from agent.errors import BudgetExceeded, UserError
 from agent.models import Review
 from agent.review import bench as rb
+from agent.review import calibration
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = rb.default_data_dir()
@@ -48,7 +49,8 @@ class ScriptedReviewer:
             raise ValueError("the model answered with malformed JSON")
         return make_review(int(m.group(1)))
 
-    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "", paper_text: str = "",
+                    reflections: int = 1) -> Review:
         return make_review(round(sum(r.overall for r in reviews) / len(reviews)))
 
 
@@ -170,6 +172,17 @@ def test_bench_end_to_end_with_a_scripted_reviewer(tmp_path):
     assert next(p for p in report.predictions if p.id == "broken").error.startswith("ValueError")
     rendered = _render_text(report)
     assert "Balanced acc." in rendered and "0.65" in rendered and "GPT-4o" in rendered
+
+
+def test_the_reviewers_calibration_examples_are_not_scored(tmp_path):
+    """The LLM reviewer's prompt shows four of the bench's papers with their human scores: the
+    bench must not score those."""
+    shown = sorted(calibration.ids())
+    assert len(shown) == 4
+    rows = [(pid, [6.0], "Accept (Poster)", "SCORE 8") for pid in shown]
+    rows += [("fresh1", [6.0], "Accept (Poster)", "SCORE 7"), ("fresh2", [3.0], "Reject", "SCORE 2")]
+    report = rb.bench(ScriptedReviewer(), write_bench(tmp_path, rows), reviewers=1, workers=1, resamples=50)
+    assert sorted(p.id for p in report.predictions) == ["fresh1", "fresh2"]
 
 
 def test_a_spent_budget_stops_the_bench_with_partial_results(tmp_path):

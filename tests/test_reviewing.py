@@ -64,7 +64,8 @@ class EnsembleLLM:
             self.threads.add(threading.get_ident())
             return make_review(self.scores.pop(0), summary=text[:20])
 
-    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "", paper_text: str = "",
+                    reflections: int = 1) -> Review:
         self.meta_inputs.append(reviews)
         return make_review(round(sum(r.overall for r in reviews) / len(reviews)))
 

@@ -43,8 +43,8 @@ SCORES = (
 )
 
 
-def _brain(model: str | None, base_url: str | None, budget_usd: float | None, ledger: Ledger) -> Brain:
-    return make_brain(model, base_url, budget_usd=budget_usd, ledger=ledger)
+def _brain(model: str | None, base_url: str | None, budget_usd: float | None, ledger: Ledger, **llm: object) -> Brain:
+    return make_brain(model, base_url, budget_usd=budget_usd, ledger=ledger, **llm)  # type: ignore[arg-type]
 
 
 def _cost(ledger: Ledger) -> dict | None:
@@ -55,17 +55,25 @@ def review(
     path: Path = typer.Argument(..., help="The paper: .pdf, .tex, .txt or .md"),
     model: str | None = typer.Option(None, help=MODEL_HELP),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint URL"),
-    reviewers: int = typer.Option(3, help="Reviews in the ensemble, before the meta-review"),
+    reviewers: int | None = typer.Option(None, help="Reviews in the ensemble, before the meta-review (default: 5 "
+                                         "for an LLM; 1 for the offline brain, which is deterministic)"),
+    review_reflections: int = typer.Option(3, "--review-reflections", help="Reflection rounds of the meta-review"),
     budget_usd: float | None = typer.Option(None, "--budget-usd", help="Hard cap on LLM spend"),
+    price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M prompt tokens of --model"),
+    price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M completion tokens of --model"),
+    llm_timeout_s: float = typer.Option(60.0, "--llm-timeout", help="Per-call timeout of the endpoint, seconds"),
+    vision: str = typer.Option("auto", help="Show a PDF's figures to the model: on, off, or auto (probe once)"),
     as_json: bool = typer.Option(False, "--json", help="Print the reviews and meta-review as JSON"),
 ) -> None:
     """Review a paper in the NeurIPS form: an ensemble of reviews and a meta-review."""
     paper = read_paper(path)
     with tempfile.TemporaryDirectory(prefix="ai-scientist-review-") as tmp:
         ledger = Ledger(Path(tmp) / "usage.jsonl")
-        brain = _brain(model, base_url, budget_usd, ledger)
+        brain = _brain(model, base_url, budget_usd, ledger, price_in=price_in, price_out=price_out,
+                       timeout_s=llm_timeout_s, vision=vision)
+        reviewers = reviewers or (5 if brain.info.kind == "llm" else 1)
         with err_console.status(f"{reviewers} review(s) + meta-review by the {brain.info.label}"):
-            outcome = review_paper(brain, paper, reviewers)
+            outcome = review_paper(brain, paper, reviewers, reflections=review_reflections)
         cost = _cost(ledger)
     if as_json:
         data = {**outcome.model_dump(), "brain": brain.info.label, "scope": brain.info.review_scope or None,
@@ -90,9 +98,11 @@ def render_outcome(outcome: ReviewOutcome, label: str, scope: str = "") -> Group
     for name in ["Meta", *(f"R{i + 1}" for i in range(len(outcome.reviews)))]:
         scores.add_column(name, justify="right")
     for row_name, field in SCORES:  # not `label`, which names the brain
-        scores.add_row(row_name, *(str(getattr(r, field)) for r in reviews))
+        scores.add_row(row_name, *(f"{getattr(r, field):g}" if field != "decision" else r.decision for r in reviews))
     body = [
-        f"[bold {colour}]{m.decision}[/], Overall {m.overall}/10, confidence {m.confidence}/5 ({label})",
+        f"[bold {colour}]{m.decision}[/], Overall {m.overall:g}/10 (mean of {len(outcome.reviews)}), "
+        f"confidence {m.confidence:g}/5 ({label})",
+        *([f"[yellow]Note: {escape(m.text_cut)}[/]"] if m.text_cut else []),
         "", escape(summary), "",
         _bullets("Strengths", m.strengths), _bullets("Weaknesses", m.weaknesses),
         _bullets("Questions", m.questions), _bullets("Limitations", m.limitations),

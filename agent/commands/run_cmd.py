@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from agent.archive.store import Archive
+from agent.brains import check_prices
 from agent.config import experiments_root, load_settings
 from agent.errors import ConfigError
 from agent.models import Outcome
@@ -32,7 +33,20 @@ def run(
     ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address"),
     max_runs: int | None = typer.Option(None, "--max-runs", help="Experiment runs per idea (default 5)"),
     max_fixes: int | None = typer.Option(None, "--max-fixes", help="Fix attempts per failed run (default 4)"),
-    reviewers: int | None = typer.Option(None, help="Reviews in the ensemble (default 3)"),
+    reviewers: int | None = typer.Option(None, help="Reviews in the ensemble (default 5)"),
+    review_reflections: int | None = typer.Option(None, "--review-reflections",
+                                                  help="Reflection rounds of the meta-review (default 3)"),
+    review_model: str | None = typer.Option(None, "--review-model", help="The reviewers' model (default: --model)"),
+    idea_reflections: int | None = typer.Option(None, "--idea-reflections",
+                                                help="Reflection rounds per idea (default 3, early stop)"),
+    novelty_rounds: int | None = typer.Option(None, "--novelty-rounds", help="Search rounds of the novelty check (default 10)"),
+    citation_rounds: int | None = typer.Option(None, "--citation-rounds", help="Citation rounds of the writeup (default 20)"),
+    vision: str | None = typer.Option(None, help="Show figures to the model: on, off or auto (default: probe once)"),
+    price_in: float | None = typer.Option(None, "--price-in", help="USD per 1M prompt tokens of --model"),
+    price_out: float | None = typer.Option(None, "--price-out", help="USD per 1M completion tokens of --model"),
+    llm_timeout_s: float | None = typer.Option(None, "--llm-timeout", help="Per-call timeout in seconds (default 60)"),
+    llm_stage_deadline_s: float | None = typer.Option(None, "--llm-stage-deadline",
+                                                      help="Seconds all LLM calls of one step may take (default 1800)"),
     improve: bool | None = typer.Option(None, "--improve/--no-improve", help="Revise from the review"),
     generations: int | None = typer.Option(None, help="Ideate->archive loops (default 1)"),
     literature: str | None = typer.Option(None, help="auto, online or offline"),
@@ -47,11 +61,16 @@ def run(
     flags = dict(num_ideas=num_ideas, model=model, base_url=base_url, scale=scale, parallel=parallel,
                  budget_usd=budget_usd, archive=archive, executor=executor, ray_address=ray_address,
                  max_runs=max_runs, max_fixes=max_fixes, reviewers=reviewers, improve=improve,
-                 generations=generations, literature=literature, unsafe_no_sandbox=unsafe_no_sandbox or None)
+                 generations=generations, literature=literature, unsafe_no_sandbox=unsafe_no_sandbox or None,
+                 review_reflections=review_reflections, review_model=review_model, idea_reflections=idea_reflections,
+                 novelty_rounds=novelty_rounds, citation_rounds=citation_rounds, vision=vision, price_in=price_in,
+                 price_out=price_out, llm_timeout_s=llm_timeout_s, llm_stage_deadline_s=llm_stage_deadline_s)
     from agent.pipeline import runner
 
     for name in names:
         settings = load_settings({**flags, "template": name}, config)
+        check_prices(settings.model, settings.budget_usd, price_in=settings.price_in, price_out=settings.price_out,
+                     review_model=settings.review_model)
         started = time.time()
         console.print(f"[bold]ai-scientist[/] {name}: {settings.num_ideas} ideas, scale {settings.scale}, "
                       f"brain {'offline' if settings.offline else settings.model}")

@@ -262,10 +262,14 @@ def undefined_refs(tex: str) -> set[str]:
     return {k.strip() for m in _REF.findall(body) for k in m.split(",")} - labels
 
 
+def cited_keys(tex: str) -> set[str]:
+    """Every key a \\cite-like command of `tex` names (outside comments)."""
+    return {k.strip() for m in _CITE.findall(_strip_comments(tex)) for k in m.split(",") if k.strip()}
+
+
 def undefined_cites(tex: str, bib: str) -> set[str]:
     keys = {e.key for e in bibtex.parse(bib)}
-    cited = {k.strip() for m in _CITE.findall(_strip_comments(tex)) for k in m.split(",")}
-    return {k for k in cited if k and k not in keys}
+    return {k for k in cited_keys(tex) if k not in keys}
 
 
 def missing_graphics(tex: str, paper_dir: Path) -> set[str]:

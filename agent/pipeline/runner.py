@@ -89,7 +89,9 @@ def execute(settings: RunSettings, run_id: str, console: Console, fresh: bool) -
     ledger = Ledger(run_dir / "usage.jsonl")
     brain = make_brain(settings.model, settings.base_url, budget_usd=settings.budget_usd, seed=settings.seed,
                        ledger=ledger, cache_dir=run_dir / "llm_cache",
-                       cache_mode=settings.llm_cache)
+                       cache_mode=settings.llm_cache, timeout_s=settings.llm_timeout_s, price_in=settings.price_in,
+                       price_out=settings.price_out, review_model=settings.review_model, vision=settings.vision,
+                       stage_deadline_s=settings.llm_stage_deadline_s)
     deps = Deps(settings=settings, template=template, brain=brain, ledger=ledger,
                 executor=make_executor(settings.executor, settings.ray_address,
                                        unsafe_no_sandbox=settings.unsafe_no_sandbox, audit_log=audit),

@@ -7,7 +7,8 @@
     └── <idea>.state/        ours alone; no sandbox ever binds it
         ├── git/             the idea's git dir, one commit per attempt (see gitrepo)
         ├── runs.json        every finished run, so a resumed idea goes on where it stopped
-        ├── notes.md         the lab notebook
+        ├── notes.md         the lab notebook (the brain's entry per run)
+        ├── memory.json      the coder's conversation across runs (agent.models.Conversation)
         ├── literature.json  what the novelty stage found
         ├── results.json     every run's numbers and the analysis: all a paper may quote
         ├── figures.json, sections.json, citations.json, faithfulness.json, review.json
@@ -30,6 +31,8 @@ from agent.archive.files import atomic_write_text
 from agent.gitrepo import IdeaRepo
 from agent.models import (
     Citation,
+    Conversation,
+    FigureImage,
     FigureNote,
     Idea,
     LiteratureHit,
@@ -45,6 +48,8 @@ from agent.template.contract import Template
 PAPER = "paper"
 FIGURES = "figures"
 LABELS = "labels.json"
+IMAGE_LIMIT = 4 * 2**20  # a figure larger than this is not sent to a model
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Copies of the template leave out what a run or an editor left there.
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", "run_*", ".git")
 _RUNS = TypeAdapter(list[RunRecord])
@@ -110,6 +115,19 @@ class IdeaWorkdir:
     def figure_files(self) -> list[str]:
         return files.list_files(self.tree, FIGURES, (".png",)) if files.kind(self.tree, FIGURES) == "dir" else []
 
+    def figure_images(self, notes: list[FigureNote]) -> list[FigureImage]:
+        """Each figure's PNG as a model may see it: a regular file of at most IMAGE_LIMIT bytes
+        that starts as a PNG does (what a sandbox wrote is otherwise not sent anywhere)."""
+        out = []
+        for note in notes:
+            try:
+                png = files.read_bytes(self.tree / FIGURES, note.file, limit=IMAGE_LIMIT)
+            except (OSError, ValueError, files.UnsafeFile):
+                continue
+            if png.startswith(PNG_MAGIC):
+                out.append(FigureImage(name=note.file, png=png, caption=note.caption))
+        return out
+
     def fresh_dir(self, rel: str) -> Path:
         """An empty folder `rel` of the tree (whatever was there is removed), for the next run."""
         files.remove(self.tree, rel)
@@ -147,6 +165,12 @@ class IdeaWorkdir:
         """Append an entry to the lab notebook."""
         with self._path("notes.md").open("a") as f:
             f.write(text.rstrip() + "\n\n")
+
+    def memory(self) -> Conversation:
+        return Conversation.model_validate(self._load("memory.json") or {})
+
+    def save_memory(self, memory: Conversation) -> None:
+        self._save("memory.json", memory.model_dump(mode="json"))
 
     def literature(self) -> list[LiteratureHit]:
         return _HITS.validate_python(self._load("literature.json") or [])

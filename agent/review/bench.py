@@ -26,12 +26,12 @@ from pydantic import BaseModel, Field
 from agent.archive.store import Archive
 from agent.brains.base import Brain
 from agent.errors import BudgetExceeded, UserError
+from agent.models import ACCEPT_AT
 from agent.paper import latex
-from agent.review import pdf_layouts
+from agent.review import calibration, pdf_layouts
 from agent.review.ensemble import review_paper
 from agent.review.paper_text import Paper, read_paper
 
-ACCEPT_AT = 6
 METRICS = ("balanced_accuracy", "accuracy", "f1", "auc", "fpr", "fnr")
 LABELS = {
     "balanced_accuracy": "Balanced acc.", "accuracy": "Accuracy", "f1": "F1", "auc": "AUC",
@@ -124,7 +124,7 @@ class Prediction(BaseModel):
     id: str
     accept: bool = Field(description="the human decision")
     human_mean: float
-    overall: int | None = None
+    overall: float | None = None
     predicted: bool | None = None
     error: str | None = None
 
@@ -388,8 +388,9 @@ def bench(
     pdf: bool = False,
 ) -> BenchReport:
     """Load, sample, review and score: the whole benchmark, without any display. With `pdf`,
-    each paper is reviewed from a PDF of its text, and then from the text itself."""
-    papers = sample(load(data), limit, seed)
+    each paper is reviewed from a PDF of its text, and then from the text itself. The LLM
+    reviewer's calibration examples are left out: it has seen them."""
+    papers = sample([p for p in load(data) if p.id not in calibration.ids()], limit, seed)
     on_start(len(papers))
     t0 = time.perf_counter()
     preds, stopped = run_reviews(brain, papers, reviewers, workers, on_done, pdf=pdf)

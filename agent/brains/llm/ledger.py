@@ -20,6 +20,8 @@ class Call(BaseModel):
     model: str
     prompt_tokens: int
     completion_tokens: int
+    cached_prompt_tokens: int = 0
+    """Prompt tokens the endpoint served from its prefix cache (part of prompt_tokens)."""
     cost_usd: float
     cached: bool = False
     ok: bool = True
@@ -57,11 +59,13 @@ class Ledger:
             s["calls"] += 1
             s["prompt_tokens"] += c.prompt_tokens
             s["completion_tokens"] += c.completion_tokens
+            s["cached_prompt_tokens"] += c.cached_prompt_tokens
             s["cost_usd"] += c.cost_usd
         return {
             "calls": len(calls),
             "prompt_tokens": sum(c.prompt_tokens for c in calls),
             "completion_tokens": sum(c.completion_tokens for c in calls),
+            "cached_prompt_tokens": sum(c.cached_prompt_tokens for c in calls),
             "cost_usd": round(sum(c.cost_usd for c in calls), 6),
             "failed_calls": sum(not c.ok for c in calls),
             "by_stage": {k: dict(v) for k, v in by_stage.items()},

@@ -3,7 +3,10 @@
 The built-in table is `agent/data/prices.json`. A user file (`AI_SCIENTIST_PRICES=path`, or
 the `path` argument) has the same shape and its entries win. A model matches its exact name,
 else the longest key its name starts with (so `gpt-4o-mini-2024-07-18` is `gpt-4o-mini`),
-also after dropping a `provider/` prefix. Unknown models cost 0, with one warning each.
+also after dropping a `provider/` prefix. Unknown models cost 0, with one warning each; a
+budget cannot be enforced on them, so `require_price` refuses one (`--price-in/--price-out`
+give a price on the command line). `cached_input` prices prompt tokens the provider served
+from its prefix cache (the input price when absent).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ ENV_VAR = "AI_SCIENTIST_PRICES"
 class Price(BaseModel):
     input: float = Field(ge=0, description="USD per 1M prompt tokens")
     output: float = Field(ge=0, description="USD per 1M completion tokens")
+    cached_input: float | None = Field(default=None, ge=0, description="USD per 1M cached prompt tokens")
+    context: int | None = Field(default=None, gt=0, description="The model's context window, in tokens")
 
 
 class PriceFile(BaseModel):
@@ -53,12 +58,14 @@ class PriceTable:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: Path | None = None) -> PriceTable:
-        """The built-in table, overlaid by `path` or else the file named by $AI_SCIENTIST_PRICES."""
+    def load(cls, path: Path | None = None, given: dict[str, Price] | None = None) -> PriceTable:
+        """The built-in table, overlaid by `path` or else the file named by $AI_SCIENTIST_PRICES,
+        then by `given` (prices from the command line)."""
         models = _read(BUILTIN)
         override = path or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
         if override is not None:
             models.update(_read(override))
+        models.update(given or {})
         return cls(models)
 
     def lookup(self, model: str) -> Price | None:
@@ -70,7 +77,15 @@ class PriceTable:
                 return self.models[max(prefixes, key=len)]
         return None
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    def context(self, model: str) -> int:
+        """The model's context window: from the table, else 128k for a priced (hosted) model,
+        else 32k, which local servers commonly configure."""
+        price = self.lookup(model)
+        if price is not None and price.context:
+            return price.context
+        return 128_000 if price is not None else 32_768
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
         price = self.lookup(model)
         if price is None:
             with self._lock:
@@ -83,4 +98,24 @@ class PriceTable:
                         ENV_VAR,
                     )
             return 0.0
-        return (prompt_tokens * price.input + completion_tokens * price.output) / 1e6
+        cached = min(cached_tokens, prompt_tokens)
+        cached_price = price.input if price.cached_input is None else price.cached_input
+        return ((prompt_tokens - cached) * price.input + cached * cached_price + completion_tokens * price.output) / 1e6
+
+
+def given_price(model: str, price_in: float | None, price_out: float | None) -> dict[str, Price]:
+    """The price the command line gives for `model` (both halves, or neither)."""
+    if price_in is None and price_out is None:
+        return {}
+    if price_in is None or price_out is None:
+        raise ConfigError("give both --price-in and --price-out (USD per 1M prompt and completion tokens)")
+    return {model: Price(input=price_in, output=price_out)}
+
+
+def require_price(table: PriceTable, model: str, budget_usd: float | None) -> None:
+    """A budget needs a price: without one every call would cost $0 and the cap would limit nothing."""
+    if budget_usd is not None and table.lookup(model) is None:
+        raise ConfigError(
+            f"--budget-usd cannot be enforced: model {model!r} has no known price; give one with --price-in "
+            f"and --price-out (USD per 1M tokens) or in a price file named by {ENV_VAR}"
+        )

@@ -7,6 +7,7 @@ reason that the repair round quotes back to the model.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any, TypeVar
@@ -118,3 +119,42 @@ def _note(node: dict[str, Any]) -> str:
     if node.get("description"):
         bits.append(node["description"])
     return f" /* {'; '.join(bits)} */" if bits else ""
+
+
+# ------------------------------------------------------------------ JSON Schema for constrained decoding
+
+
+def response_schema(schema: type[BaseModel]) -> tuple[dict[str, Any], bool]:
+    """The JSON Schema of `schema` for `response_format` (type json_schema), and whether it
+    qualifies for strict mode: OpenAI's strict mode wants every property required and
+    `additionalProperties: false`, so a free-form map (dict[str, str]) makes it non-strict.
+    Servers that decode under a grammar (llama.cpp, vLLM, Ollama) follow either kind."""
+    js = copy.deepcopy(schema.model_json_schema())
+    strict = True
+
+    def walk(node: Any) -> None:
+        nonlocal strict
+        if isinstance(node, list):
+            for v in node:
+                walk(v)
+            return
+        if not isinstance(node, dict):
+            return
+        node.pop("default", None)
+        node.pop("title", None)
+        if node.get("type") == "object":
+            props = node.get("properties")
+            if not isinstance(props, dict) or node.get("additionalProperties") not in (None, False):
+                strict = False
+            else:
+                node["additionalProperties"] = False
+                node["required"] = list(props)  # optional fields are answered too; pydantic accepts them
+        for key, value in node.items():
+            if key != "properties":
+                walk(value)
+            else:
+                for sub in value.values():
+                    walk(sub)
+
+    walk(js)
+    return js, strict

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from agent.models import ArchivedIdea, Idea, LiteratureHit, RunRecord
+from agent.models import ArchivedIdea, Idea, LiteratureHit, Outcome, RunRecord
 from agent.template.contract import Knob, Template
 
 ARCHIVE_TOP = 15
@@ -98,6 +98,22 @@ def archive_brief(archive: list[ArchivedIdea], template: str, top: int = ARCHIVE
     return "\n".join(lines)
 
 
+def failed_brief(failed: list[Outcome], top: int = ARCHIVE_TOP) -> str:
+    """Earlier ideas that did not become papers: the stage where each stopped, and why."""
+    if not failed:
+        return "(none)"
+    return "\n".join(f"- {o.idea_name}: {o.title} | {o.status} at {o.stage}: {o.reason[:200]}" for o in failed[:top])
+
+
+def hit_line(number: int | None, h: LiteratureHit, chars: int = 200) -> str:
+    """One search result: `[n] Title (year, venue, source) abstract... [varied: knobs]`."""
+    meta = ", ".join(str(x) for x in (h.year, h.venue, h.source) if x)
+    abstract = h.abstract[:chars] + ("..." if len(h.abstract) > chars else "")
+    knobs = f" [varied: {', '.join(h.knobs)}]" if h.knobs else ""  # what a novelty judge compares
+    head = f"[{number}] " if number is not None else ""
+    return f"{head}{h.title} ({meta}) {abstract}".rstrip() + knobs
+
+
 def _scores(a: ArchivedIdea) -> str:
     review = f"review {a.score if a.score is not None else '?'} {a.decision or ''}".rstrip()
     if a.human_score is None:
@@ -119,13 +135,7 @@ def hits_brief(hits: list[LiteratureHit], top: int = HITS_TOP, chars: int = ABST
     if not hits:
         return "(none found)"
     best = sorted(hits, key=lambda h: h.score, reverse=True)[:top]
-    out = []
-    for i, h in enumerate(best, 1):
-        meta = ", ".join(str(x) for x in (h.year, h.venue, h.source) if x)
-        abstract = h.abstract[:chars] + ("..." if len(h.abstract) > chars else "")
-        knobs = f" [varied: {', '.join(h.knobs)}]" if h.knobs else ""  # what a novelty judge compares
-        out.append(f"[{i}] {h.title} ({meta}) {abstract}".rstrip() + knobs)
-    return "\n".join(out)
+    return "\n".join(hit_line(i, h, chars) for i, h in enumerate(best, 1))
 
 
 # ------------------------------------------------------------------ results
@@ -155,6 +165,14 @@ def run_line(r: RunRecord) -> str:
         return f"{head} | {results_brief(r.results)}"
     first = (r.error or "failed").strip().splitlines()
     return f"{head} | FAILED after {r.fixes} fix(es): {first[-1][:200] if first else 'failed'}"
+
+
+def notebook_facts(run: RunRecord) -> str:
+    """A run's lab-notebook entry as facts alone: the plan, and the results or the failure."""
+    head = f"## {run.name}: {run.planned.description}\nargs: {run.planned.args or '{}'}; edits: {len(run.planned.edits)}"
+    if run.ok:
+        return f"{head}; ok in {run.wall_s:.0f}s\nresults: {results_brief(run.results)}"
+    return f"{head}; FAILED after {run.fixes} fix(es): {(run.error or '')[-300:]}"
 
 
 def history_brief(history: list[RunRecord]) -> str:

@@ -33,6 +33,18 @@ def count_tokens(text: str) -> int:
     return len(enc.encode(text, disallowed_special=()))
 
 
-def count_messages(messages: list[dict[str, str]]) -> int:
+IMAGE_TOKENS = 765  # OpenAI's count for one image of up to 1024x1024 px at high detail (4 tiles + base)
+
+
+def content_tokens(content: str | list[dict[str, Any]] | None) -> int:
+    """Tokens of one message's content: text, or a list of text and image parts."""
+    if not content:
+        return 0
+    if isinstance(content, str):
+        return count_tokens(content)
+    return sum(count_tokens(p.get("text", "")) if p.get("type") == "text" else IMAGE_TOKENS for p in content)
+
+
+def count_messages(messages: list[dict[str, Any]]) -> int:
     """Prompt tokens of a chat request, with OpenAI's ~4 tokens of framing per message."""
-    return sum(count_tokens(m.get("content") or "") + 4 for m in messages) + 3
+    return sum(content_tokens(m.get("content")) + 4 for m in messages) + 3

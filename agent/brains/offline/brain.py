@@ -21,13 +21,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.brains.base import BrainInfo
+from agent.brains.llm.summaries import notebook_facts
 from agent.brains.offline import reviewer as offline_reviewer
 from agent.brains.offline import writer as offline_writer
 from agent.brains.offline.writer import lower_first, plural
+from agent.literature import LiteratureSearch
 from agent.models import (
     Citation,
+    CitedDraft,
     Edit,
     ExperimentContext,
+    FigureCritique,
+    FigureImage,
     FigureNote,
     Idea,
     IdeationContext,
@@ -363,6 +368,23 @@ def _pick(ranked: list[Idea], n: int, chosen: list[Idea] | None = None) -> list[
     return chosen
 
 
+def judge_novelty(idea: Idea, hits: list[LiteratureHit]) -> NoveltyDecision:
+    """Not novel when an archived paper varied exactly this knob set; else novel, naming the
+    closest hit."""
+    queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]
+    mine = set(idea.knobs)
+    for hit in hits:
+        if hit.source == "archive" and mine and set(hit.knobs) == mine:
+            return NoveltyDecision(novel=False, queries=queries, papers=[hit],
+                                   reason=f"the archive already holds '{hit.title}', which varied the same "
+                                          f"knob set ({', '.join(sorted(mine))}).")
+    close = [h for h in hits if h.score >= 0.8]
+    why = (f"no archived paper varied exactly {', '.join(sorted(mine)) or 'these knobs'}"
+           + (f"; the closest hit, '{close[0].title}' ({close[0].source}), differs in what it varied"
+              if close else "") + ".")
+    return NoveltyDecision(novel=True, reason=why[0].upper() + why[1:], queries=queries, papers=close[:1])
+
+
 # ---------------------------------------------------------------- the brain
 
 
@@ -389,19 +411,9 @@ class OfflineBrain:
             ideas = _reflect(ideas, taken | {i.name for i in first})
         return _unique_names(_pick(ideas, ctx.num_ideas, chosen=first), taken)
 
-    def novelty(self, idea: Idea, hits: list[LiteratureHit]) -> NoveltyDecision:
-        queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]
-        mine = set(idea.knobs)
-        for hit in hits:
-            if hit.source == "archive" and mine and set(hit.knobs) == mine:
-                return NoveltyDecision(novel=False, queries=queries,
-                                       reason=f"the archive already holds '{hit.title}', which varied the same "
-                                              f"knob set ({', '.join(sorted(mine))}).")
-        close = [h for h in hits if h.score >= 0.8]
-        why = (f"no archived paper varied exactly {', '.join(sorted(mine)) or 'these knobs'}"
-               + (f"; the closest hit, '{close[0].title}' ({close[0].source}), differs in what it varied"
-                  if close else "") + ".")
-        return NoveltyDecision(novel=True, reason=why[0].upper() + why[1:], queries=queries)
+    def novelty(self, idea: Idea, search: LiteratureSearch, rounds: int) -> NoveltyDecision:
+        """Judged from the fixed queries' evidence: it writes no queries of its own."""
+        return judge_novelty(idea, search.gather().hits)
 
     # -- experiments
 
@@ -438,6 +450,10 @@ class OfflineBrain:
                 return plan_for(self._code(ctx), ctx.template, settings, failed.planned.description)
         return failed.planned
 
+    def run_notes(self, ctx: ExperimentContext, run: RunRecord) -> str:
+        """The facts of the run; the analysis comes after all runs."""
+        return notebook_facts(run)
+
     # -- figures
 
     def plot_plan(self, ctx: PaperContext) -> PlotPlan:
@@ -450,22 +466,36 @@ class OfflineBrain:
                 labels[r.name] = label if label not in labels.values() else f"{label} ({r.name})"
         return PlotPlan(labels=labels)
 
+    def fix_plot(self, ctx: PaperContext, code: str, problem: str) -> list[Edit]:
+        return []  # it never edits plot.py, so the template's own plot.py is what failed
+
     def describe_figures(self, ctx: PaperContext, files: list[str]) -> list[FigureNote]:
         return offline_writer.describe_figures(ctx, files)
+
+    def critique_figures(self, ctx: PaperContext, figures: list[FigureImage]) -> list[FigureCritique]:
+        return []  # it cannot see images
 
     # -- writing
 
     def write_section(self, ctx: PaperContext, section: str, written: dict[str, str]) -> str:
         return offline_writer.write_section(ctx, section, self._rng("write", ctx.idea.name, section))
 
-    def citations(self, ctx: PaperContext) -> list[Citation]:
+    def citations(self, ctx: PaperContext, sections: dict[str, str], search: LiteratureSearch,
+                  rounds: int) -> CitedDraft:
+        """Before writing: every literature hit found so far (the writer cites each key it is
+        given); over a draft: nothing more, since it writes no queries."""
+        if sections:
+            return CitedDraft(sections=sections, citations=[])
         out, seen = [], set(ctx.bib_keys)
         for hit in ctx.literature:
             entry = next(iter(bibtex.parse(hit.bibtex)), None)
             if entry and entry.key not in seen:
                 seen.add(entry.key)
-                out.append(Citation(key=entry.key, bibtex=hit.bibtex.strip()))
-        return out
+                out.append(Citation(key=entry.key, bibtex=hit.bibtex.strip(), note=hit.title))
+        return CitedDraft(sections={}, citations=out)
+
+    def polish(self, ctx: PaperContext, sections: dict[str, str]) -> dict[str, str]:
+        return sections  # its sections are written from one plan: nothing to reconcile
 
     def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[Edit]:
         return offline_writer.fix_latex(tex, log_tail)
@@ -479,7 +509,8 @@ class OfflineBrain:
     def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
         return offline_reviewer.review(paper_text)  # the rubric reads the text; captions are in it
 
-    def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
+    def meta_review(self, reviews: list[Review], *, idea: str = "", paper_text: str = "",
+                    reflections: int = 1) -> Review:
         return offline_reviewer.meta_review(reviews)
 
     def revise(self, ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:

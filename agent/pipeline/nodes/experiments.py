@@ -1,7 +1,8 @@
 """The experiment loop for one idea: plan a run, apply its edits strictly, run it in the
 sandbox, and on failure feed the error tail back for up to `--max-fixes` attempts.
 
-Every finished run is recorded (`IdeaWorkdir.save_runs`) before the next one starts, so a
+Every finished run is recorded (`IdeaWorkdir.save_runs`), with the brain's notebook entry
+for it and the coder's memory (`IdeaWorkdir.save_memory`), before the next one starts, so a
 resumed idea continues with its next run instead of starting over. What a run leaves is read
 back through agent.sandbox.files: a result that is a link, a FIFO, too big, too deep or not
 JSON fails that run, with the reason, into the fix loop.
@@ -43,9 +44,12 @@ def run_experiments(deps: Deps, task: IdeaTask) -> StageResult:
     while len(runs) < deps.settings.max_runs:
         ctx = context(deps, idea, wd, runs)
         plan = deps.brain.next_run(ctx)
+        wd.save_memory(ctx.memory)
         if plan is None:
             break
         runs.append(attempt_run(deps, ctx, wd, f"run_{len(runs) + 1}", plan))
+        wd.note(deps.brain.run_notes(ctx, runs[-1]))
+        wd.save_memory(ctx.memory)
         wd.save_runs(runs)
         wd.commit(f"{runs[-1].name}: {'ok' if runs[-1].ok else 'failed'} - {plan.description[:60]}")
     if not any(r.ok for r in runs):
@@ -66,6 +70,7 @@ def context(deps: Deps, idea: Idea, wd: IdeaWorkdir, runs: list[RunRecord]) -> E
     return ExperimentContext(
         idea=idea, template=deps.template, scale=deps.settings.scale,
         baseline=deps.baseline(), history=runs, max_runs=deps.settings.max_runs, code=current_code(wd),
+        memory=wd.memory(),
         prior=prior_findings(deps, idea),
     )
 
@@ -89,14 +94,15 @@ def attempt_run(deps: Deps, ctx: ExperimentContext, wd: IdeaWorkdir, name: str, 
         emit(ctx.idea.name, "experiments", run=name, note=f"{plan.description[:50]} (attempt {fixes + 1})",
              cost_usd=deps.ledger.summary(ctx.idea.name)["cost_usd"])
         record = execute(deps, wd, name, plan, fixes)
-        wd.note(f"## {name}: {plan.description}\nargs: {plan.args or '{}'}; edits: {len(plan.edits)}; "
-                + (f"ok in {record.wall_s:.0f}s" if record.ok else f"FAILED: {(record.error or '')[-300:]}"))
         if record.ok or fixes >= deps.settings.max_fixes:
-            return record
+            return record  # the brain writes its notebook entry
+        wd.note(f"### {name}, attempt {fixes + 1}: {plan.description}\nargs: {plan.args or '{}'}; "
+                f"edits: {len(plan.edits)}; FAILED: {(record.error or '')[-300:]}")
         wd.commit(f"{name}: attempt {fixes + 1} failed")
         fixes += 1
         ctx = ctx.model_copy(update={"code": current_code(wd)})
         plan = deps.brain.fix_run(ctx, record, record.error or "")
+        wd.save_memory(ctx.memory)
 
 
 def execute(deps: Deps, wd: IdeaWorkdir, name: str, plan: PlannedRun, fixes: int) -> RunRecord:

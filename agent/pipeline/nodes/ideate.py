@@ -1,4 +1,5 @@
-"""Ideate: the brain proposes a generation of ideas against the template and the archive."""
+"""Ideate: the brain proposes a generation of ideas against the template, its code, the
+archive's papers with their scores, and the ideas that failed before (with stage and reason)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,15 @@ def ideate(deps: Deps, state: RunState) -> dict:
         archive=past,
         seed_ideas=seed_ideas(deps),
         num_ideas=deps.settings.num_ideas,
+        reflections=deps.settings.idea_reflections,
+        failed=[o for o in deps.archive.outcomes() if o.template == deps.template.name and not o.archived],
+        code=(deps.template.path / "experiment.py").read_text(errors="replace"),
+        max_runs=deps.settings.max_runs,
         follow_ups=deps.archive.follow_ups(deps.template.name),
     )
     try:
         proposed = deps.brain.ideas(ctx)
-    except StageFailed as e:  # nothing to fail yet: stop the run; resume asks again
+    except StageFailed as e:  # every idea's conversation failed: nothing to go on with; resume asks again
         raise UserError(f"ideation failed at the {e.stage} call ({e.reason}); `ai-scientist resume {state['run_id']}` retries") from None
     discarded = [p for p in past if p.mark == "discard"]
     papers = {p.paper_id for p in past}

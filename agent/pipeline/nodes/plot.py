@@ -1,5 +1,8 @@
 """Plot: the brain picks runs and labels (and may edit plot.py); `plot.py` runs in the
-sandbox; each figure gets a caption and description for the writeup."""
+sandbox, and its errors go back to the brain for up to PLOT_FIXES fixes (then the template's
+own plot.py is used); each figure gets a caption and description. A brain that sees images
+then critiques the figures, and plot.py is revised from the critique in up to
+VISION_ROUNDS rounds; the critiques go into the lab notebook."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import json
 from agent.analysis import analyze
 from agent.edits import EditRefused, apply_edits
 from agent.errors import StageFailed
-from agent.models import Idea, Results
+from agent.models import Idea, PaperContext, Results
 from agent.pipeline.deps import Deps
 from agent.pipeline.progress import emit
 from agent.pipeline.stage import StageResult
@@ -18,6 +21,8 @@ from agent.sandbox.limits import Limits
 from agent.sandbox.runner import python_executable
 
 PLOT_LIMITS = Limits(timeout_s=180, memory_mb=4096)
+PLOT_FIXES = 4  # plot.py failures fed back to the brain
+VISION_ROUNDS = 2  # revisions of the figures from a critique
 
 
 def results_bundle(deps: Deps, wd: IdeaWorkdir) -> Results:
@@ -51,25 +56,77 @@ def plot(deps: Deps, task: IdeaTask) -> StageResult:
         apply_edits(wd.tree, plan.edits, deps.template.editable_files)
     except EditRefused as e:
         wd.note(f"## plot\nplot.py edit refused ({e}); using the template's plot.py.")
-    pngs = run_plot(deps, wd)
-    if not pngs and plan.edits:  # the brain's plot.py edit broke it: fall back to the template's
-        wd.restore("plot.py")
-        pngs = run_plot(deps, wd)
-    if not pngs:
-        raise StageFailed("plot", "plot.py produced no PNG figures")
+    pngs = draw(deps, wd, ctx)
     notes = [n for n in deps.brain.describe_figures(ctx, pngs) if n.file in pngs]
+    for round_ in range(1, VISION_ROUNDS + 1):
+        critiques = deps.brain.critique_figures(ctx.model_copy(update={"figures": notes}), wd.figure_images(notes))
+        bad = [c for c in critiques if not c.ok]
+        if critiques:
+            wd.note(f"## figures, critique {round_}\n" + "\n".join(
+                f"- {c.file}: " + ("ok" if c.ok else f"{'; '.join(c.problems)} (fix: {c.fix})") for c in critiques))
+        if not bad:
+            break
+        before = wd.read("plot.py")
+        problem = "A reviewer looked at the figures:\n" + "\n".join(
+            f"- {c.file}: {'; '.join(c.problems)}. Fix: {c.fix}" for c in bad)
+        try:
+            edits = deps.brain.fix_plot(ctx, before, problem)
+            apply_edits(wd.tree, edits, deps.template.editable_files)
+        except (EditRefused, StageFailed) as e:  # the figures as they are still stand
+            wd.note(f"plot.py revision from the critique not made: {e}")
+            break
+        if not edits:
+            break
+        revised = draw(deps, wd, ctx, fallback=before)
+        if revised:
+            pngs = revised
+            notes = [n for n in deps.brain.describe_figures(ctx, pngs) if n.file in pngs]
     wd.save_figures(notes)
     wd.commit(f"plot: {len(pngs)} figures")
     return task
 
 
-def run_plot(deps: Deps, wd: IdeaWorkdir) -> list[str]:
-    """plot.py in the sandbox, into an empty figures/; the PNG names it wrote."""
+def draw(deps: Deps, wd: IdeaWorkdir, ctx: PaperContext, fallback: str | None = None) -> list[str]:
+    """Run plot.py, feeding its errors back to the brain for up to PLOT_FIXES fixes; when it
+    still draws nothing, go back to `fallback` (else the template's plot.py). The PNGs written."""
+    pngs, error = run_plot(deps, wd)
+    fixes = 0
+    while not pngs and fixes < PLOT_FIXES:
+        fixes += 1
+        try:
+            edits = deps.brain.fix_plot(ctx, wd.read("plot.py"), error)
+        except StageFailed as e:  # no usable fix: the fallback below still draws
+            wd.note(f"plot.py fix not made: {e.reason}")
+            break
+        if not edits:
+            break
+        try:
+            apply_edits(wd.tree, edits, deps.template.editable_files)
+        except EditRefused as e:
+            error = f"your edit was refused: {e}\n\nthe error before it:\n{error}"
+            continue
+        pngs, error = run_plot(deps, wd)
+    if pngs:
+        return pngs
+    if fallback is not None:
+        wd.write("plot.py", fallback)
+    else:
+        wd.restore("plot.py")
+    pngs, _ = run_plot(deps, wd)
+    if not pngs:
+        raise StageFailed("plot", "plot.py produced no PNG figures")
+    return pngs
+
+
+def run_plot(deps: Deps, wd: IdeaWorkdir) -> tuple[list[str], str]:
+    """plot.py in the sandbox, into an empty figures/; the PNG names it wrote, and its error."""
     wd.fresh_dir(FIGURES)
     emit(wd.name, "plot", note="running plot.py")
     result = deps.executor.run([python_executable(), "plot.py", "--labels", LABELS, "--out_dir", FIGURES],
                                wd.tree, PLOT_LIMITS, log_name="plot")
     if not result.ok:
+        error = result.error_tail(30)
         wd.note(f"## plot\nplot.py failed: {result.error_tail(10)}")
-        return []
-    return wd.figure_files()
+        return [], error
+    pngs = wd.figure_files()
+    return pngs, "" if pngs else f"plot.py exited 0 but wrote no PNG into {FIGURES}/"

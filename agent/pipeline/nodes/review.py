@@ -1,4 +1,5 @@
-"""Review: an ensemble of NeurIPS-style reviews plus a meta-review of the compiled PDF."""
+"""Review: an ensemble of NeurIPS-style reviews plus a meta-review of the compiled PDF (and of
+its figures, for a brain that sees images), by the review model when one is set."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def review_pdf(deps: Deps, wd: IdeaWorkdir) -> ReviewRecord:
         pdf = Path(tmp) / "paper.pdf"  # a copy of ours: the paper folder is one LaTeX ran in
         pdf.write_bytes(files.read_bytes(wd.paper_dir, "paper.pdf"))
         paper = read_paper(pdf)
-    outcome = review_paper(deps.brain, paper, deps.settings.reviewers, idea=wd.name)
+    outcome = review_paper(deps.brain, paper, deps.settings.reviewers, idea=wd.name,
+                           reflections=deps.settings.review_reflections)
     return ReviewRecord(meta=outcome.meta, reviews=outcome.reviews,
-                        faithfulness=wd.faithfulness().model_dump(mode="json"), reviewer=deps.brain.info.label)
+                        faithfulness=wd.faithfulness().model_dump(mode="json"), reviewer=deps.brain.info.reviewer_label)

@@ -1,8 +1,16 @@
-"""Writeup: section by section into the template's LaTeX, compiled in the sandbox with a
-repair loop, then the faithfulness check: every number must come from `results.json`."""
+"""Writeup: citation rounds, then section by section into the template's LaTeX (each section
+sees those before it), citation rounds over the draft, one pass over the whole paper; then
+compiled in the sandbox with a repair loop, and the faithfulness check: every number must come
+from `results.json`.
+
+Citations: up to `--citation-rounds` rounds in all, the first half at most before writing
+(the writer then cites the chosen papers where they belong), the rest over the draft (each
+new paper cited where its claim is). Only chosen papers that the text cites go into the
+paper's references.bib, so every entry the model chose is one the PDF lists."""
 
 from __future__ import annotations
 
+from agent import literature
 from agent.errors import StageFailed
 from agent.models import Citation, Idea, PaperContext
 from agent.paper import faithfulness, latex
@@ -19,12 +27,26 @@ def writeup(deps: Deps, task: IdeaTask) -> StageResult:
     idea = Idea.model_validate(task["idea"])
     wd = deps.workdir(idea.name)
     ctx = context(deps, wd, idea)
+    search = literature.LiteratureSearch(idea, deps.template, deps.archive.past_ideas(deps.template.name),
+                                         literature.LiteratureSettings(offline=deps.settings.literature_offline),
+                                         known=ctx.literature)
+    rounds = deps.settings.citation_rounds
+    emit(idea.name, "writeup", note="finding citations")
+    before = deps.brain.citations(ctx, {}, search, (rounds + 1) // 2)
+    ctx = ctx.model_copy(update={"bib_keys": [*ctx.bib_keys, *(c.key for c in before.citations)],
+                                 "literature": search.literature()})
     parts: dict[str, str] = {}
     for section in ("title", *SECTIONS):
         emit(ctx.idea.name, "writeup", note=f"writing {section}")
         parts[section] = deps.brain.write_section(ctx, section, dict(parts))
+    during = deps.brain.citations(ctx, parts, search, max(0, rounds - before.rounds))
+    emit(ctx.idea.name, "writeup", note="reading the whole paper")
+    parts = deps.brain.polish(ctx, during.sections)
     parts["brain"] = ctx.author_line
-    wd.save_citations(deps.brain.citations(ctx))
+    cited = set().union(*(latex.cited_keys(t) for t in parts.values()))
+    chosen = {c.key: c for c in [*before.citations, *during.citations]}
+    wd.save_citations([c for k, c in chosen.items() if k in cited])
+    wd.save_literature(search.literature())
     build(deps, ctx, wd, parts)
     wd.commit("writeup: paper compiled")
     return task

@@ -1,6 +1,11 @@
 """Prompt files, one per brain stage: `<stage>.md` holds the system text, a line
 `=== user ===`, then the user text. Placeholders are `{{name}}`, so the JSON and LaTeX
-braces in a prompt need no escaping.
+braces in a prompt need no escaping. A file that opens with the `=== user ===` line is a
+turn of a conversation whose system text is another file's (the coder's, say); one with
+nothing after that line is a system text alone.
+
+The stable part of each prompt comes first (the system text, then the template, the code,
+the paper), the part that changes last, so that providers' prefix caching applies.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ _VAR = re.compile(r"\{\{(\w+)\}\}")
 @functools.cache
 def load(name: str) -> tuple[str, str]:
     text = (HERE / f"{name}.md").read_text()
-    if SPLIT not in text:
+    if text.startswith(SPLIT.lstrip("\n")):
+        text = "\n" + text
+    if SPLIT not in text + "\n":
         raise ValueError(f"prompt {name}.md lacks the '=== user ===' separator line")
-    system, user = text.split(SPLIT, 1)
+    system, user = (text + "\n").split(SPLIT, 1)
     return system.strip(), user.strip()
 
 
