@@ -37,6 +37,16 @@ class RunSettings(BaseModel):
     ray_address: str | None = None
     max_runs: int = Field(default=5, ge=1, le=20, description="Experiment runs per idea (besides the baseline)")
     max_fixes: int = Field(default=4, ge=0, le=10, description="Fix attempts per failed run")
+    search: Literal["tree", "linear"] = Field(
+        default="tree", description="tree: best-first search over code states, confirmed on fresh seeds; "
+        "linear: up to --max-runs runs in a line (no confirmation)")
+    search_budget: int = Field(default=12, ge=3, le=500,
+                               description="Runs per idea with --search tree, the two confirmation runs included")
+    parallel_runs: int = Field(default=1, ge=1, le=64, description="Runs of one idea's search at once")
+    search_minutes: float | None = Field(
+        default=None, gt=0, description="Wall-clock cap on one idea's exploration; confirmation still runs")
+    search_debug_prob: float = Field(default=0.5, ge=0, le=1, description="Chance that a buggy node is debugged")
+    search_debug_depth: int = Field(default=3, ge=0, le=10, description="Debug attempts in a row, at most")
     reviewers: int = Field(default=3, ge=1, le=10, description="Reviews in the ensemble")
     improve: bool = Field(default=False, description="Revise the paper from its review, then review again")
     literature: Literal["auto", "online", "offline"] = Field(

@@ -102,9 +102,14 @@ def missing_search_run() -> NextRunAnswer:
 
 def crashing_run(code: str) -> NextRunAnswer:
     """A planned run whose edit makes experiment.py raise right after its first import."""
+    return NextRunAnswer(run=crashing_edit(code))
+
+
+def crashing_edit(code: str) -> RunAnswer:
+    """The edit of `crashing_run`, as a run (or a search node's child)."""
     line = next(ln for ln in code.splitlines() if ln.startswith(("import ", "from ")) and code.count(ln) == 1)
     edit = EditAnswer(path="experiment.py", search=line, replace=f"{line}\n{CRASH_LINE}")
-    return NextRunAnswer(run=RunAnswer(description="a run that crashes", edits=[edit]))
+    return RunAnswer(description="a run that crashes", edits=[edit])
 
 
 def uncrash_run() -> RunAnswer:
@@ -421,6 +426,19 @@ class ScriptedBrainAnswers:
         if done >= self.runs:
             return NextRunAnswer(done=True, reason="The planned sweep is complete.")
         return NextRunAnswer(run=self.run_for(done + 1, _code(req.prompt)))
+
+    def _expand(self, req: Request) -> Answer:
+        """A child of the search node, by kind: the next knob value (as run_for plans it) for
+        tune, draft and improve; the failed node's crash removed for debug; the first flag
+        knob back at its default for ablate."""
+        kind = req.stage.partition(":")[2]
+        code = _code(req.prompt)
+        if kind == "debug":
+            return uncrash_run() if CRASH_LINE in code else RunAnswer(description="the same run again")
+        if kind == "ablate":
+            knob = next(k for k in self.template.knobs if k.flag)
+            return RunAnswer(description=f"{knob.name} back to its default", args={knob.flag: knob.default})
+        return self.run_for(int(_find(r"TREE \((\d+) nodes", req.prompt) or 1), code)
 
     def _fix_run(self, req: Request) -> Answer:
         """The failed run with its flags and without its edits: always applicable."""

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from agent.models import (
     Citation,
     Edit,
+    ExpandContext,
+    Expansion,
     ExperimentContext,
     FigureNote,
     Idea,
@@ -56,6 +58,10 @@ class Brain(Protocol):
 
     def fix_run(self, ctx: ExperimentContext, failed: RunRecord, error_tail: str) -> PlannedRun:
         """A corrected version of a run that crashed, timed out or whose edit was refused."""
+
+    def expand(self, ctx: ExpandContext) -> Expansion | None:
+        """A child of `ctx.node` of kind `ctx.kind` in the search tree (`--search tree`), or None
+        when the brain has nothing new of that kind to try from that node."""
 
     def plot_plan(self, ctx: PaperContext) -> PlotPlan:
         """Which runs to plot and how to label them."""

@@ -32,6 +32,13 @@ def run(
     ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address"),
     max_runs: int | None = typer.Option(None, "--max-runs", help="Experiment runs per idea (default 5)"),
     max_fixes: int | None = typer.Option(None, "--max-fixes", help="Fix attempts per failed run (default 4)"),
+    search: str | None = typer.Option(None, "--search", help="tree (default: best-first, confirmed on fresh "
+                                      "seeds) or linear (up to --max-runs runs in a line)"),
+    search_budget: int | None = typer.Option(None, "--search-budget",
+                                             help="Runs per idea with --search tree, confirmation included (default 12)"),
+    parallel_runs: int | None = typer.Option(None, "--parallel-runs", help="Runs of one idea's search at once"),
+    search_minutes: float | None = typer.Option(None, "--search-minutes",
+                                                help="Wall-clock cap on one idea's exploration (confirmation still runs)"),
     reviewers: int | None = typer.Option(None, help="Reviews in the ensemble (default 3)"),
     improve: bool | None = typer.Option(None, "--improve/--no-improve", help="Revise from the review"),
     generations: int | None = typer.Option(None, help="Ideate->archive loops (default 1)"),
@@ -46,15 +53,18 @@ def run(
         raise ConfigError("no templates to run")
     flags = dict(num_ideas=num_ideas, model=model, base_url=base_url, scale=scale, parallel=parallel,
                  budget_usd=budget_usd, archive=archive, executor=executor, ray_address=ray_address,
-                 max_runs=max_runs, max_fixes=max_fixes, reviewers=reviewers, improve=improve,
+                 max_runs=max_runs, max_fixes=max_fixes, search=search, search_budget=search_budget,
+                 parallel_runs=parallel_runs, search_minutes=search_minutes, reviewers=reviewers, improve=improve,
                  generations=generations, literature=literature, unsafe_no_sandbox=unsafe_no_sandbox or None)
     from agent.pipeline import runner
 
     for name in names:
         settings = load_settings({**flags, "template": name}, config)
         started = time.time()
+        search = (f"tree search, {settings.search_budget} runs per idea" if settings.search == "tree"
+                  else f"linear, up to {settings.max_runs} runs per idea")
         console.print(f"[bold]ai-scientist[/] {name}: {settings.num_ideas} ideas, scale {settings.scale}, "
-                      f"brain {'offline' if settings.offline else settings.model}")
+                      f"brain {'offline' if settings.offline else settings.model}, {search}")
         run_id, outcomes = runner.start(settings, console)
         report(run_id, outcomes, Archive(settings.archive), time.time() - started)
 

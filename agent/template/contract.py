@@ -188,11 +188,12 @@ class Template(BaseModel):
     def datasets_for(self, scale: str) -> list[str]:
         return self.profile(scale).datasets or self.datasets
 
-    def experiment_args(self, scale: str) -> list[str]:
-        """The orchestrator's flags for one call: scale, seeds and datasets (never knobs)."""
+    def experiment_args(self, scale: str, seeds: list[int] | None = None) -> list[str]:
+        """The orchestrator's flags for one call: scale, seeds (the scale's, unless the search
+        screens on fewer or confirms on fresh ones) and datasets (never knobs)."""
         return [
             "--scale", scale,
-            "--seeds", ",".join(map(str, self.seeds_for(scale))),
+            "--seeds", ",".join(map(str, seeds or self.seeds_for(scale))),
             "--datasets", ",".join(self.datasets_for(scale)),
         ]
 
@@ -261,14 +262,16 @@ def _check_latex(tpl: Template) -> None:
         raise TemplateError(str(tex_file), "placeholders", f"missing {', '.join(placeholder(p) for p in missing)}")
 
 
-def check_final_info(info: Any, tpl: Template, scale: str, where: str = "final_info.json") -> dict:
-    """Validate one run's `final_info.json` against the template; return it unchanged."""
+def check_final_info(info: Any, tpl: Template, scale: str, where: str = "final_info.json",
+                     seeds: list[int] | None = None) -> dict:
+    """Validate one run's `final_info.json` against the template (run on `seeds`, by default
+    the scale's); return it unchanged."""
     if not isinstance(info, dict):
         raise TemplateError(where, "top level", "must be an object keyed by dataset")
     expected = set(tpl.datasets_for(scale))
     if set(info) != expected:
         raise TemplateError(where, "datasets", f"expected {sorted(expected)}, got {sorted(info)}")
-    n_seeds = len(tpl.seeds_for(scale))
+    n_seeds = len(seeds or tpl.seeds_for(scale))
     for ds, block in info.items():
         if not isinstance(block, dict):
             raise TemplateError(where, ds, "must be an object with means, stderrs, per_seed")

@@ -16,6 +16,7 @@ import re
 from pydantic import BaseModel, Field
 
 from agent.brains.base import BrainInfo
+from agent.brains.llm import search_brief
 from agent.brains.llm.client import LLMClient
 from agent.brains.llm.prompts import render
 from agent.brains.llm.summaries import (
@@ -36,6 +37,8 @@ from agent.errors import StageFailed
 from agent.models import (
     Citation,
     Edit,
+    ExpandContext,
+    Expansion,
     ExperimentContext,
     FigureNote,
     Idea,
@@ -79,6 +82,10 @@ class RunAnswer(BaseModel):
             args={_flag(k): _arg(v) for k, v in self.args.items()},
             edits=[e.edit() for e in self.edits],
         )
+
+
+class ExpandAnswer(RunAnswer):
+    flag: str = Field(default="", description="why NODE itself looks buggy; empty when it does not")
 
 
 class NextRunAnswer(BaseModel):
@@ -223,6 +230,29 @@ class LLMBrain:
             code=ctx.code or "(not shown)",
         )
         return self.client.complete("fix_run", system, user, RunAnswer, idea=tag, max_tokens=2500).planned()
+
+    def expand(self, ctx: ExpandContext) -> Expansion | None:
+        """One child of a search node: code edits on the node's code, having seen its results,
+        its error tail and its ancestors' history (see search_brief and prompts/expand.md)."""
+        tree, node = ctx.tree, ctx.tree.node(ctx.node)
+        system, user = render(
+            "expand",
+            idea=idea_brief(ctx.idea),
+            metrics=metrics_line(ctx.template),
+            knobs=knobs_table(ctx.template),
+            stage=search_brief.STAGES[tree.stage],
+            nodes=len(tree.nodes),
+            tree=search_brief.tree_brief(tree),
+            node=node.id,
+            path=search_brief.path_brief(tree, node.id),
+            error=search_brief.error_brief(node),
+            code=ctx.code or "(not shown)",
+            kind=ctx.kind,
+            kind_note=search_brief.KINDS.get(ctx.kind, ctx.kind),
+        )
+        ans = self.client.complete(f"expand:{ctx.kind}", system, user, ExpandAnswer, idea=ctx.idea.name,
+                                   max_tokens=2500)
+        return Expansion(plan=ans.planned(), flag=ans.flag.strip())
 
     # ------------------------------------------------------------------ figures
 

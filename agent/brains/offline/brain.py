@@ -5,6 +5,7 @@ key and no network. It is the default when no model is configured.
   the archive already tested come last and knobs next to high-scoring papers come first.
 - Runs: a sweep over `Knob.candidates()` (a small grid for two knobs), written as the same
   flag and SEARCH/REPLACE edits an LLM would make; experiment.py itself covers the seeds.
+  With `--search tree` its moves in the search tree are in `explore`.
 - Writing and review live in `offline_writer` and `offline_reviewer`.
 
 The strategy and the review rubric are documented in docs/offline_brain.md.
@@ -19,12 +20,15 @@ import re
 from typing import Any
 
 from agent.brains.base import BrainInfo
+from agent.brains.offline import explore
 from agent.brains.offline import reviewer as offline_reviewer
 from agent.brains.offline import writer as offline_writer
 from agent.brains.offline.writer import lower_first, plural
 from agent.models import (
     Citation,
     Edit,
+    ExpandContext,
+    Expansion,
     ExperimentContext,
     FigureNote,
     Idea,
@@ -392,6 +396,10 @@ class OfflineBrain:
             if settings:
                 return plan_for(self._code(ctx), ctx.template, settings, failed.planned.description)
         return failed.planned
+
+    def expand(self, ctx: ExpandContext) -> Expansion | None:
+        """A real move in the declared knob space (see agent.brains.offline.explore)."""
+        return explore.expand(ctx, idea_knobs(ctx.template, ctx.idea))
 
     # -- figures
 
