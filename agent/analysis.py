@@ -3,31 +3,41 @@
 `analyze()` turns the baseline (`run_0/final_info.json`) and the idea's runs into an
 `Analysis`. For every ok run, dataset and metric it gives the mean, standard error, 95 %
 confidence interval (t distribution), the change against the baseline (absolute and
-relative), a Welch t-test, Cohen's d and Hedges' g, and a verdict that knows whether the
-metric is minimized or maximized. Per dataset it names the best setting on the primary
-metric, and for the whole idea it says "effect", "null" or "mixed" with plain findings.
+relative, each with its Welch 95 % interval), a Welch t-test, Cohen's d and Hedges' g.
+
+Verdicts follow the metric's direction and the Holm–Bonferroni correction: the comparisons
+on one metric (every run on every dataset) form one family, and a comparison is `better` or
+`worse` only when its Holm-adjusted p-value is below alpha. A metric declared with
+direction `none` is reported, never judged; a comparison with zero variance on both sides
+has no test and is `untestable`, counted neither way. Per dataset `best` says what the
+statistics let a paper call best, and for the whole idea the verdict is "effect", "null",
+"mixed" or "inconclusive", with plain findings.
 
 `Analysis.model_dump()` is JSON-safe (no NaN: undefined statistics are `None`) and is
 archived in results.json. Papers print its numbers through `agent.numbers.fmt`.
+`analyze()` is a pure function of (template, baseline, runs), so confirmatory runs on fresh
+seeds can be analysed the same way.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from scipy import stats
 
-from agent.models import RunRecord
+from agent.models import PaperContext, RunRecord
 from agent.numbers import fmt, numbers_in
-from agent.template.contract import Template
+from agent.template.contract import Direction, Template
 from agent.template.knobs import run_settings, settings_label
 
 ALPHA = 0.05
 CI_LEVEL = 95
 
-Verdict = Literal["better", "worse", "no_significant_difference"]
+Verdict = Literal["better", "worse", "no_significant_difference", "untestable", "not_judged"]
+JUDGED = ("better", "worse")  # the verdicts a claim may rest on
 
 # ---------------------------------------------------------------- statistics of samples
 
@@ -59,53 +69,106 @@ class Comparison(BaseModel):
     """One run against the baseline on one dataset and metric."""
 
     metric: str
-    direction: Literal["minimize", "maximize"]
+    direction: Direction
     run: Summary
     baseline: Summary
     delta: float = Field(description="run mean - baseline mean")
     delta_pct: float | None = Field(description="delta relative to |baseline mean|, in %")
+    delta_ci_low: float | None = Field(default=None, description="Welch 95 % interval of delta")
+    delta_ci_high: float | None = None
+    delta_pct_ci_low: float | None = Field(default=None, description="the same interval in % of |baseline mean|")
+    delta_pct_ci_high: float | None = None
     t: float | None = None
     df: float | None = None
     p_value: float | None = None
+    p_adjusted: float | None = Field(default=None, description="Holm-adjusted within the metric's comparisons")
     cohens_d: float | None = None
     hedges_g: float | None = None
     verdict: Verdict
     note: str = ""
+
+    @property
+    def judged(self) -> bool:
+        return self.verdict in JUDGED
 
 
 def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def compare(run: list[float], base: list[float], direction: Literal["minimize", "maximize"],
-            metric: str = "", alpha: float = ALPHA) -> Comparison:
-    """Welch t-test and effect sizes of `run` against `base`, with a direction-aware verdict.
+def _judge(c: Comparison, alpha: float) -> Verdict:
+    """The verdict from the (adjusted) p-value and the metric's direction."""
+    if c.direction == "none":
+        return "not_judged"
+    if c.p_adjusted is None:
+        return c.verdict  # no test: set where the reason is known
+    if c.p_adjusted >= alpha:
+        return "no_significant_difference"
+    lower = c.delta < 0
+    return "better" if lower == (c.direction == "minimize") else "worse"
 
-    Zero variance in both groups makes the test undefined: if the means differ the
-    difference is exact on every seed, so the verdict follows its sign (noted); n < 2 in
-    either group leaves the test undefined and the verdict `no_significant_difference`."""
+
+def compare(run: list[float], base: list[float], direction: Direction, metric: str = "",
+            alpha: float = ALPHA) -> Comparison:
+    """Welch t-test, effect sizes and intervals of `run` against `base`, as a family of one
+    (`analyze` then corrects each metric's family with Holm's method).
+
+    n < 2 in either group leaves the test undefined and the verdict
+    `no_significant_difference`; zero variance in both groups leaves it undefined too:
+    identical samples are `no_significant_difference`, different ones `untestable`."""
     rs, bs = summarize(run), summarize(base)
     delta = rs.mean - bs.mean
     pct = None if bs.mean == 0 else 100 * delta / abs(bs.mean)
-    sign_better = delta < 0 if direction == "minimize" else delta > 0
-    out = dict(metric=metric, direction=direction, run=rs, baseline=bs, delta=delta, delta_pct=pct)
+    out: dict[str, Any] = dict(metric=metric, direction=direction, run=rs, baseline=bs, delta=delta, delta_pct=pct)
     if rs.n < 2 or bs.n < 2:
-        return Comparison(**out, verdict="no_significant_difference",
-                          note="fewer than two seeds: no test possible")
-    pooled = math.sqrt(((rs.n - 1) * rs.std**2 + (bs.n - 1) * bs.std**2) / (rs.n + bs.n - 2))
-    if pooled == 0:
-        if delta == 0:
-            return Comparison(**out, verdict="no_significant_difference", note="identical on every seed")
-        return Comparison(**out, verdict="better" if sign_better else "worse",
-                          note="zero variance in both groups: the difference is exact on every seed")
-    d = delta / pooled
-    g = d * (1 - 3 / (4 * (rs.n + bs.n) - 9))
-    res = stats.ttest_ind(run, base, equal_var=False)
-    p = _finite(res.pvalue)
-    significant = p is not None and p < alpha
-    verdict: Verdict = ("better" if sign_better else "worse") if significant else "no_significant_difference"
-    return Comparison(**out, t=_finite(res.statistic), df=_finite(res.df), p_value=p,
-                      cohens_d=d, hedges_g=g, verdict=verdict)
+        c = Comparison(**out, verdict="no_significant_difference", note="fewer than two seeds: no test possible")
+    elif rs.std == 0 and bs.std == 0:
+        c = (Comparison(**out, verdict="no_significant_difference", note="identical on every seed") if delta == 0
+             else Comparison(**out, verdict="untestable",
+                             note="zero variance in both groups: no test possible, not counted"))
+    else:
+        pooled = math.sqrt(((rs.n - 1) * rs.std**2 + (bs.n - 1) * bs.std**2) / (rs.n + bs.n - 2))
+        d = delta / pooled
+        res = stats.ttest_ind(run, base, equal_var=False)
+        ci = res.confidence_interval(CI_LEVEL / 100)
+        lo, hi = _finite(ci.low), _finite(ci.high)
+        scale = 100 / abs(bs.mean) if bs.mean else None
+        p = _finite(res.pvalue)
+        c = Comparison(**out, t=_finite(res.statistic), df=_finite(res.df), p_value=p, p_adjusted=p,
+                       cohens_d=d, hedges_g=d * (1 - 3 / (4 * (rs.n + bs.n) - 9)),
+                       delta_ci_low=lo, delta_ci_high=hi,
+                       delta_pct_ci_low=lo * scale if scale and lo is not None else None,
+                       delta_pct_ci_high=hi * scale if scale and hi is not None else None,
+                       verdict="no_significant_difference")
+    c.verdict = _judge(c, alpha)
+    return c
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in input order: the k-th smallest is multiplied by
+    (m - k + 1), made monotone and capped at 1. Hand-written because the field library for it
+    (statsmodels' `multipletests`) would add statsmodels, pandas and patsy (24 MB of wheels)
+    for these few lines; scipy has only Benjamini–Hochberg."""
+    m = len(p_values)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def correct(family: list[Comparison], alpha: float = ALPHA) -> None:
+    """Holm-adjust one family of comparisons in place and judge them again."""
+    tested = [c for c in family if c.p_value is not None]
+    for c, q in zip(tested, holm([c.p_value for c in tested]), strict=True):  # type: ignore[misc]
+        c.p_adjusted = q
+        c.verdict = _judge(c, alpha)
+
+
+def effect_key(c: Comparison) -> tuple[bool, float, float]:
+    """Sort key of effect size: the relative change (comparable across datasets), then |g|."""
+    return (c.delta_pct is not None, abs(c.delta_pct or 0.0), abs(c.hedges_g or 0.0))
 
 
 # ---------------------------------------------------------------- the analysis
@@ -134,8 +197,14 @@ class RunAnalysis(BaseModel):
 
 
 class Best(BaseModel):
-    """The best setting on one dataset's primary metric (the baseline may win)."""
+    """What a paper may call best on one dataset's primary metric, after the correction.
 
+    `improved`: at least one setting is significantly better than the baseline; `run` is the
+    one with the largest effect. `baseline`: every setting is significantly worse, so the
+    default is best. `undecided`: neither; the settings could not be told apart from the
+    baseline, and `run` is the baseline."""
+
+    outcome: Literal["improved", "baseline", "undecided"]
     run: str
     label: str
     mean: float
@@ -144,7 +213,7 @@ class Best(BaseModel):
 
 class MetricInfo(BaseModel):
     name: str
-    direction: Literal["minimize", "maximize"]
+    direction: Direction
     primary: bool
     description: str = ""
     unit: str = ""
@@ -169,6 +238,8 @@ class Setup(BaseModel):
 class Analysis(BaseModel):
     alpha: float = ALPHA
     ci_level: int = CI_LEVEL
+    correction: Literal["holm"] = Field(
+        default="holm", description="Holm-Bonferroni within each metric's comparisons (runs x datasets)")
     primary_metric: str
     direction: Literal["minimize", "maximize"]
     n_seeds: int
@@ -180,10 +251,10 @@ class Analysis(BaseModel):
     baseline_label: str
     baseline: dict[str, dict[str, Summary]] = Field(description="dataset -> metric -> baseline summary")
     runs: list[RunAnalysis]
-    best: dict[str, Best] = Field(description="dataset -> best setting on the primary metric")
+    best: dict[str, Best] = Field(description="dataset -> what may be called best on the primary metric")
     verdict: Literal["effect", "null", "mixed", "inconclusive"] = Field(
-        description="effect: significant primary comparisons all agree in direction; mixed: they "
-                    "disagree; null: none is significant; inconclusive: no run produced results")
+        description="effect: significant (Holm-corrected) primary comparisons all agree in direction; "
+                    "mixed: they disagree; null: none is significant; inconclusive: no run produced results")
     findings: list[str]
 
     def comparisons(self, metric: str | None = None) -> list[tuple[RunAnalysis, str, Comparison]]:
@@ -233,31 +304,34 @@ def _knob_infos(template: Template, runs: list[RunAnalysis]) -> list[KnobInfo]:
 
 def _best(template: Template, baseline: dict[str, dict[str, Summary]], runs: list[RunAnalysis],
           baseline_label: str) -> dict[str, Best]:
-    metric, sign = template.primary.name, (1 if template.primary.direction == "minimize" else -1)
+    metric = template.primary.name
     out = {}
     for ds, by_metric in baseline.items():
         if metric not in by_metric:
             continue
-        best = Best(run="run_0", label=baseline_label, mean=by_metric[metric].mean, verdict=None)
-        for r in runs:
-            c = r.datasets.get(ds, {}).get(metric)
-            if r.ok and c is not None and sign * c.run.mean < sign * best.mean:
-                best = Best(run=r.run, label=r.label, mean=c.run.mean, verdict=c.verdict)
-        out[ds] = best
+        comps = [(r, c) for r in runs if r.ok and (c := r.datasets.get(ds, {}).get(metric)) is not None]
+        better = [(r, c) for r, c in comps if c.verdict == "better"]
+        if better:
+            r, c = max(better, key=lambda rc: effect_key(rc[1]))
+            out[ds] = Best(outcome="improved", run=r.run, label=r.label, mean=c.run.mean, verdict=c.verdict)
+            continue
+        outcome = "baseline" if comps and all(c.verdict == "worse" for _, c in comps) else "undecided"
+        out[ds] = Best(outcome=outcome, run="run_0", label=baseline_label, mean=by_metric[metric].mean, verdict=None)
     return out
 
 
 def _verdict(a: Analysis) -> Literal["effect", "null", "mixed", "inconclusive"]:
     if not a.comparisons():
         return "inconclusive"
-    found = {c.verdict for _, _, c in a.comparisons()} - {"no_significant_difference"}
+    found = {c.verdict for _, _, c in a.comparisons()} & set(JUDGED)
     return "null" if not found else ("mixed" if len(found) == 2 else "effect")
 
 
 def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: str | None = None,
             alpha: float = ALPHA, seeds: list[int] | None = None) -> Analysis:
     """Compare every ok run with the baseline on every dataset and metric (run on `seeds`, by
-    default the scale's: a tree search's confirmation runs on fresh ones)."""
+    default the scale's: a tree search's confirmation runs on fresh ones), then correct each
+    metric's family of comparisons (Holm) before any verdict is drawn."""
     datasets = [d for d in template.datasets if d in baseline] or list(baseline)
     base_samples = {ds: {m.name: s for m in template.metrics if (s := _samples(baseline[ds], m.name))}
                     for ds in datasets}
@@ -279,6 +353,8 @@ def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: st
                     ra.datasets.setdefault(ds, {})[m.name] = compare(
                         s, base_samples[ds][m.name], m.direction, m.name, alpha)
         analysed.append(ra)
+    for m in template.metrics:
+        correct([c for r in analysed for by_m in r.datasets.values() if (c := by_m.get(m.name))], alpha)
     knobs = _knob_infos(template, analysed)
     baseline_label = "Baseline" + (f" ({settings_label({k.name: k.default for k in knobs})})" if knobs else "")
     n_seeds = max((s.n for by_m in base.values() for s in by_m.values()), default=0)
@@ -293,29 +369,76 @@ def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: st
     return a
 
 
+def paper_analysis(ctx: PaperContext) -> Analysis:
+    """The analysis a paper context carries (results.json's), or the one its runs give."""
+    if ctx.analysis:
+        try:
+            return Analysis.model_validate(ctx.analysis)
+        except ValidationError:
+            pass  # not an analysis of this module (hand-made in a test, or an older results.json)
+    return analyze(ctx.template, ctx.baseline, ctx.runs, scale=ctx.scale)
+
+
+def headline(a: Analysis, metric: str | None = None) -> tuple[RunAnalysis, str, Comparison] | None:
+    """The comparison a summary leads with: the largest effect among the significant ones
+    (after the correction), or the largest apparent change when none is significant."""
+    comps = a.comparisons(metric)
+    if not comps:
+        return None
+    sig = [x for x in comps if x[2].judged]
+    return max(sig or comps, key=lambda x: effect_key(x[2]))
+
+
+def strongest(a: Analysis, verdict: Verdict, metric: str | None = None) -> tuple[RunAnalysis, str, Comparison] | None:
+    """The largest effect with a given verdict, or None."""
+    pool = [x for x in a.comparisons(metric) if x[2].verdict == verdict]
+    return max(pool, key=lambda x: effect_key(x[2])) if pool else None
+
+
 # ---------------------------------------------------------------- plain-English findings
 
 
-def describe(c: Comparison, alpha: float = ALPHA) -> str:
-    """`0.512 vs 0.534 (-4.12%, p = 0.0120, g = -1.30)`: a comparison in one clause."""
-    parts = [f"{fmt(c.delta_pct)}%" if c.delta_pct is not None else f"delta {fmt(c.delta)}"]
-    if c.p_value is not None:
-        parts.append(f"p = {fmt(c.p_value)}")
+class Wording(NamedTuple):
+    """How `describe` spells a comparison: plain text here, LaTeX in the offline writer."""
+
+    percent: str = "%"
+    delta: str = "delta "
+    ci: str = f"{CI_LEVEL}% CI"
+    p: str = "Holm p = "
+    g: str = "g = "
+    against: str = "vs"
+    note: Callable[[str], str] = str
+
+
+def describe(c: Comparison, w: Wording = Wording()) -> str:
+    """`0.512 vs 0.534 (-4.12%, 95% CI [-6.01%, -2.23%], Holm p = 0.0120, g = -1.30)`: one clause."""
+    if c.delta_pct is not None:
+        parts = [f"{fmt(c.delta_pct)}{w.percent}"]
+        if c.delta_pct_ci_low is not None:
+            parts.append(f"{w.ci} [{fmt(c.delta_pct_ci_low)}{w.percent}, {fmt(c.delta_pct_ci_high)}{w.percent}]")
+    else:
+        parts = [f"{w.delta}{fmt(c.delta)}"]
+        if c.delta_ci_low is not None:
+            parts.append(f"{w.ci} [{fmt(c.delta_ci_low)}, {fmt(c.delta_ci_high)}]")
+    if c.p_adjusted is not None:
+        parts.append(f"{w.p}{fmt(c.p_adjusted)}")
     if c.hedges_g is not None:
-        parts.append(f"g = {fmt(c.hedges_g)}")
-    return f"{fmt(c.run.mean)} vs {fmt(c.baseline.mean)} ({', '.join(parts)})"
+        parts.append(f"{w.g}{fmt(c.hedges_g)}")
+    if c.note and c.p_value is None:
+        parts.append(w.note(c.note))
+    return f"{fmt(c.run.mean)} {w.against} {fmt(c.baseline.mean)} ({', '.join(parts)})"
 
 
 def _dataset_finding(a: Analysis, ds: str) -> str:
     comps = [(r, c) for r, d, c in a.comparisons() if d == ds]
     if not comps:
         return f"On {ds}, no run produced results to compare."
-    sig = [(r, c) for r, c in comps if c.verdict != "no_significant_difference"]
-    best = a.best.get(ds)
+    sig = [(r, c) for r, c in comps if c.judged]
     if not sig:
-        r, c = min(comps, key=lambda rc: 2.0 if rc[1].p_value is None else rc[1].p_value)
-        return (f"On {ds}, no setting changed {a.primary_metric} significantly at alpha = {fmt(a.alpha, trim=True)}; "
-                f"the closest was {r.label}: {describe(c)}.")
+        r, c = max(comps, key=lambda rc: effect_key(rc[1]))
+        return (f"On {ds}, no setting could be told apart from the baseline on {a.primary_metric} at alpha = "
+                f"{fmt(a.alpha, trim=True)} after Holm correction; the largest apparent change was {r.label}: "
+                f"{describe(c)}.")
     better = [r.label for r, c in sig if c.verdict == "better"]
     worse = [r.label for r, c in sig if c.verdict == "worse"]
     text = f"On {ds}, "
@@ -323,11 +446,15 @@ def _dataset_finding(a: Analysis, ds: str) -> str:
         text += f"{'; '.join(better)} improved {a.primary_metric}"
     if worse:
         text += (" and " if better else "") + f"{'; '.join(worse)} made {a.primary_metric} worse"
-    if best and best.run != "run_0":
+    best = a.best.get(ds)
+    if best and best.outcome == "improved":
         c = next(c for r, c in comps if r.run == best.run)
-        text += f"; the best setting was {best.label}: {describe(c)}"
-    else:
+        text += (f"; the best setting was {best.label}" if len(better) == 1
+                 else f"; the largest improvement was {best.label}") + f": {describe(c)}"
+    elif best and best.outcome == "baseline":
         text += "; the baseline remained the best setting"
+    else:
+        text += "; the other settings could not be told apart from the baseline"
     return text + "."
 
 
@@ -336,11 +463,17 @@ def _secondary_findings(a: Analysis) -> list[str]:
     for m in a.setup.metrics:
         if m.primary:
             continue
-        sig = [(r, ds, c) for r, ds, c in a.comparisons(m.name) if c.verdict != "no_significant_difference"]
+        comps = a.comparisons(m.name)
+        if m.direction == "none":
+            if comps:
+                out.append(f"{m.name} has no better direction: it is reported in {len(comps)} comparisons "
+                           "and never judged.")
+            continue
+        sig = [x for x in comps if x[2].judged]
         if sig:
-            r, ds, c = min(sig, key=lambda x: x[2].p_value if x[2].p_value is not None else 0.0)
-            out.append(f"{m.name} changed significantly in {len(sig)} of {len(a.comparisons(m.name))} "
-                       f"comparisons; e.g. {r.label} on {ds} was {c.verdict}: {describe(c)}.")
+            r, ds, c = max(sig, key=lambda x: effect_key(x[2]))
+            out.append(f"{m.name} changed significantly in {len(sig)} of {len(comps)} comparisons after Holm "
+                       f"correction; the largest change, {r.label} on {ds}, was {c.verdict}: {describe(c)}.")
     return out
 
 
@@ -364,7 +497,8 @@ def findings(a: Analysis) -> list[str]:
     if failed:
         out.append(f"{len(failed)} of {a.n_runs} runs failed and are excluded: "
                    + "; ".join(f"{r.label} ({failure_kind(r.error)})" for r in failed) + ".")
-    summary = {"null": f"Overall, no tested setting changed {a.primary_metric} beyond seed-to-seed noise.",
+    summary = {"null": f"Overall, no tested setting changed {a.primary_metric} beyond seed-to-seed noise "
+                       "after Holm correction.",
                "effect": f"Overall, the tested knobs have a consistent effect on {a.primary_metric}.",
                "mixed": f"Overall, the effect on {a.primary_metric} depends on the setting or dataset: "
                         "some changes help and others hurt.",

@@ -104,6 +104,15 @@ class ArchivedIdea(BaseModel):
     knobs: list[str] = Field(default_factory=list)
     score: float | None = None
     decision: str | None = None
+    paper_id: str | None = None
+    human_score: float | None = Field(default=None, description="the researcher's own score, 1-10")
+    note: str = Field(default="", description="the researcher's note on the paper")
+    mark: str | None = Field(default=None, description="follow-up | discard")
+
+    @property
+    def best_score(self) -> float | None:
+        """The researcher's score where there is one: it outranks the automated review's."""
+        return self.human_score if self.human_score is not None else self.score
 
 
 class LiteratureHit(BaseModel):

@@ -170,7 +170,7 @@ def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers) -> 
         notes="\n".join(f"run_{i}: finished, see results." for i in range(1, 6)),
     )
     brain.plot_plan(paper)
-    files = ["train_loss.png", "generated_samples.png", "metric_bars.png"]
+    files = [f.file for f in tpl.figures]
     paper = paper.model_copy(update={"figures": brain.describe_figures(paper, files)})
     written = {"title": brain.write_section(paper, "title", {})}
     for section in SECTIONS:

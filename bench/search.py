@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from agent.gitrepo import IdeaRepo  # noqa: E402
 from agent.models import RunRecord, SearchTree  # noqa: E402
-from agent.pipeline.gitrepo import IdeaRepo  # noqa: E402
 from agent.pipeline.search import primary_mean  # noqa: E402
 from agent.sandbox.executors import LocalExecutor  # noqa: E402
 from agent.template.contract import load_template  # noqa: E402

@@ -579,6 +579,11 @@ direction = "minimize"
 primary = true
 description = "final loss"
 
+[[figures]]
+file = "loss.png"
+shows = "the final loss of each run, with standard-error bars"
+metric = "loss"
+
 [scale.smoke]
 timeout_s = 60
 

@@ -65,8 +65,17 @@ def statuses(run_dir: Path) -> dict:
         return {}
 
 
-def leftover_processes(marker: str) -> list[str]:
-    """Command lines of live processes that mention `marker` (e.g. the test's tmp folder)."""
+def leftover_processes(marker: str, settle_s: float = 10.0) -> list[str]:
+    """Command lines of live processes that mention `marker` (e.g. the test's tmp folder), once
+    the kernel has had `settle_s` to deliver the parent-death signals a SIGKILL sets off (on a
+    loaded machine a dying sandbox can take a moment to be reaped)."""
+    deadline = time.time() + settle_s
+    while (found := _processes_with(marker)) and time.time() < deadline:
+        time.sleep(0.1)
+    return found
+
+
+def _processes_with(marker: str) -> list[str]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.analysis import analyze, compare, summarize
+from agent.analysis import analyze, compare, headline, holm, summarize
 from agent.models import Edit, PlannedRun, RunRecord
 from agent.numbers import fmt, fmt_value, numbers_in
-from agent.template.contract import Template
+from agent.template.contract import Metric, Template
 from agent.template.knobs import constant_value, run_settings
 
 # ---------------------------------------------------------------- fmt: the one number format
@@ -76,7 +76,8 @@ def test_verdict_follows_metric_direction():
 def test_zero_variance_and_single_seed_are_not_nan():
     exact = compare([0.5, 0.5, 0.5], [0.7, 0.7, 0.7], "minimize")
     assert exact.p_value is None and exact.t is None and exact.hedges_g is None
-    assert exact.verdict == "better" and "zero variance" in exact.note
+    # issue 14: a zero-variance difference has no test, so it is reported and not counted
+    assert exact.verdict == "untestable" and "zero variance" in exact.note
     same = compare([0.5, 0.5], [0.5, 0.5], "minimize")
     assert same.verdict == "no_significant_difference" and same.delta == 0
     one = compare([0.4], [0.5, 0.6], "minimize")
@@ -100,6 +101,7 @@ def _template(tmp_path: Path) -> Template:
         scale={"smoke": {"timeout_s": 30}, "full": {"timeout_s": 600}},
         knobs=[{"name": "lr", "type": "float", "range": [1e-3, 1e-1], "log": True, "default": 1e-2, "flag": "--lr"},
                {"name": "act", "type": "choice", "values": ["relu", "tanh"], "default": "relu", "constant": "ACT"}],
+        figures=[{"file": "loss.png", "shows": "the loss of each setting", "metric": "loss"}],
     )
 
 
@@ -166,3 +168,69 @@ def test_null_and_mixed_verdicts(tmp_path):
     assert mixed.verdict == "mixed"
     assert mixed.best["a"].run == "run_2" and mixed.best["a"].verdict == "better"
     assert mixed.best["b"].run in ("run_0", "run_1")
+
+
+# ---------------------------------------------------------------- claims follow the corrected statistics
+
+
+def test_holm_adjusts_known_p_values():
+    # sorted: 0.005*4, 0.01*3, 0.03*2, 0.04*1 -> made monotone: 0.02, 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.9, 0.5]) == [1.0, 1.0] and holm([]) == []
+
+
+def _runs(*losses: dict[str, list[float]]) -> list[RunRecord]:
+    return [_run(f"run_{i}", PlannedRun(description="", args={"--lr": lr}), loss)
+            for i, (lr, loss) in enumerate(zip(("0.001", "0.1", "0.05", "0.002"), losses, strict=False), 1)]
+
+
+def test_a_difference_holm_rejects_is_neither_better_nor_best(tmp_path):
+    tpl = _template(tmp_path)
+    # alone, each run is significantly better on `a` (p = 0.032); corrected over 4 comparisons, neither is
+    runs = _runs({"a": [0.95, 0.96, 0.94], "b": [2.01, 1.99, 2.02]}, {"a": [0.955, 0.965, 0.935], "b": BASE["b"]})
+    a = analyze(tpl, _info(BASE), runs, scale="smoke")
+    c = a.runs[0].datasets["a"]["loss"]
+    assert c.p_value < 0.05 <= c.p_adjusted and c.verdict == "no_significant_difference"
+    assert compare([0.95, 0.96, 0.94], BASE["a"], "minimize").verdict == "better"  # a family of one
+    assert a.verdict == "null" and a.best["a"].outcome == "undecided" and a.best["a"].run == "run_0"
+    assert not any("best" in f for f in a.findings)
+    assert "no setting could be told apart" in a.findings[1]
+
+
+def test_the_headline_is_the_largest_significant_effect_not_the_smallest_p(tmp_path):
+    tpl = _template(tmp_path)
+    base = {"a": [1.000, 1.001, 0.999], "b": [2.00, 2.03, 1.97]}
+    runs = _runs({"a": [0.98, 0.9801, 0.9799], "b": base["b"]},  # -2 %, tiny p
+                 {"a": [0.5, 0.55, 0.6], "b": base["b"]})  # -45 %, larger p, still significant
+    a = analyze(tpl, _info(base), runs, scale="smoke")
+    small, large = a.runs[0].datasets["a"]["loss"], a.runs[1].datasets["a"]["loss"]
+    assert small.p_adjusted < large.p_adjusted < 0.05 and small.judged and large.judged
+    r, ds, c = headline(a)
+    assert (r.run, ds) == ("run_2", "a") and c.delta_pct == pytest.approx(-45.0)
+    assert c.delta_pct_ci_low < -45.0 < c.delta_pct_ci_high < 0  # the interval comes with it
+    assert a.best["a"].outcome == "improved" and a.best["a"].run == "run_2"
+    assert "the largest improvement was lr=0.1" in a.findings[1]
+
+
+def test_a_metric_without_direction_is_reported_never_judged(tmp_path):
+    tpl = _template(tmp_path).model_copy(update={"metrics": [
+        Metric(name="loss", direction="minimize", primary=True), Metric(name="acc", direction="none")]})
+    runs = _runs({"a": [1.30, 1.31, 1.29], "b": [2.40, 2.42, 2.38]})
+    for run in runs:  # acc moves a lot: still no verdict
+        for block in run.results.values():
+            block["per_seed"]["acc"] = [9.0, 9.1, 9.2]
+    a = analyze(tpl, _info(BASE), runs, scale="smoke")
+    acc = a.runs[0].datasets["a"]["acc"]
+    assert acc.verdict == "not_judged" and acc.p_value is not None and acc.p_value < 0.05
+    assert any("acc has no better direction" in f for f in a.findings)
+    with pytest.raises(ValueError, match="needs direction"):
+        Template.model_validate({**tpl.model_dump(), "metrics": [{"name": "loss", "direction": "none", "primary": True}]})
+
+
+def test_zero_variance_differences_are_not_counted(tmp_path):
+    tpl = _template(tmp_path)
+    flat = {"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}
+    a = analyze(tpl, _info(flat), _runs({"a": [0.5, 0.5, 0.5], "b": [2.0, 2.0, 2.0]}), scale="smoke")
+    c = a.runs[0].datasets["a"]["loss"]
+    assert c.verdict == "untestable" and c.p_value is None and not c.judged
+    assert a.verdict == "null" and a.best["a"].outcome == "undecided"

@@ -435,7 +435,7 @@ def test_a_version_1_index_is_migrated_in_place(tmp_path: Path) -> None:
     arch.record_outcome(Outcome(run_id="run-0", template="nanogpt", idea_name="old", title="An old paper", stage="archive", status="archived"))  # v2 table exists
     assert arch.outcomes()[0].paper_id == row.id
     with sqlite3.connect(root / "index.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == ix.SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == ix.SCHEMA_VERSION == 3  # v3: verdicts
 
 
 def test_an_index_from_a_newer_release_is_refused(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ opened from disk (file://) to check it works without a server.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -283,3 +284,47 @@ def test_every_page_works_under_the_strict_csp(served: str, browser) -> None:  #
     assert page.locator("#stopped tbody tr").count() == 1
     assert errors == []
     page.close()
+
+
+def test_rate_a_paper_on_its_page_and_compare_two(served: str, browser, archive: Archive) -> None:  # noqa: ANN001
+    """The morning: rate a paper and mark it follow-up on its served page; the verdict is in
+    `archive list --json` and survives `archive rebuild-index`; tick two papers to compare them."""
+    from playwright.sync_api import expect
+
+    from tests.helpers import cli
+
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(served)
+    page.click("#papers tbody tr:first-child td.title a")
+    page.wait_for_load_state("load")
+    assert page.is_visible("#rate-form") and not page.is_visible("#rate-offline")
+    page.select_option("#rate-score", "9")
+    page.fill("#rate-note", "The schedule result is worth a longer run.")
+    page.check("#rate-follow-up")
+    page.click("#rate-submit")
+    expect(page.locator("#rate-status")).to_have_text("saved", timeout=15000)  # no eval: the page's CSP forbids it
+    assert "9/10" in page.inner_text("#verdict-now")
+
+    def rated() -> dict:
+        res = cli("archive", "--archive", str(archive.root), "list", "--json")
+        assert res.returncode == 0, res.stderr
+        return {r["idea_name"]: (r["human_score"], r["mark"], r["human_note"]) for r in json.loads(res.stdout)}
+
+    expected = (9, "follow-up", "The schedule result is worth a longer run.")
+    assert rated()["noise_schedule"] == expected
+    assert cli("archive", "--archive", str(archive.root), "rebuild-index").returncode == 0
+    assert rated()["noise_schedule"] == expected
+
+    page.goto(served)
+    assert page.inner_text("#papers tbody tr:first-child td.human").startswith("9.0")
+    page.click("#sort-human")
+    assert page.locator("#papers tbody tr:visible .sub").all_inner_texts()[0] == "noise_schedule"
+    picks = page.locator("input.compare-pick")
+    picks.nth(0).check()
+    picks.nth(1).check()
+    page.click("#compare-link")
+    page.wait_for_load_state("load")
+    assert page.locator("#compare").count() == 1 and "noise_schedule" in page.inner_text("#compare")
+    assert not errors, errors

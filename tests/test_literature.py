@@ -26,7 +26,7 @@ from agent.literature import (
 )
 from agent.models import ArchivedIdea, Idea
 from agent.paper import bibtex
-from agent.template.contract import Knob, Metric, ScaleProfile, Template
+from agent.template.contract import Figure, Knob, Metric, ScaleProfile, Template
 from tests.fake_scholar import PAPERS, FakeScholar, error, malformed, rate_limited, stall, trickle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +74,7 @@ def make_template(tmp_path: Path, bib: str | None = OWN_BIB) -> Template:
         scale={"smoke": ScaleProfile(timeout_s=60), "full": ScaleProfile(timeout_s=600)},
         knobs=[Knob(name="beta_schedule", type="choice", values=["linear", "cosine"], default="linear",
                     constant="BETA_SCHEDULE")],
+        figures=[Figure(file="kl.png", shows="the KL divergence of each setting", metric="kl")],
     )
 
 

@@ -277,6 +277,19 @@ def test_citations_skip_malformed_bibtex(brain: LLMBrain, server: LoopbackLLM, t
     assert brain.citations(ctx) == [Citation(key="ok2020", bibtex="@article{ok2020, title={OK}}")]
 
 
+def test_declared_figures_keep_their_declared_caption(brain: LLMBrain, server: LoopbackLLM, toy: Template):
+    """The model sees what template.toml says each figure shows; a declared figure's caption is
+    the one written from its declaration, whatever the model answers, and an undeclared one's
+    (added by a plot.py edit) is the model's."""
+    notes = brain.describe_figures(paper_ctx(toy), ["loss.png", "curves.png"])
+    assert notes[0].caption.startswith("The final loss of each run, with standard-error bars.")
+    assert notes[0].description == "Each curve is one labelled run."  # the model's words
+    assert notes[1].caption == "Runs compared in curves.png."
+    user = server.for_stage("describe_figures")[0].user
+    assert "- loss.png: the final loss of each run, with standard-error bars" in user
+    assert "- curves.png: undeclared" in user
+
+
 def test_describe_figures_repairs_a_missing_figure(brain: LLMBrain, server: LoopbackLLM, toy: Template):
     one = {"figures": [{"file": "loss.png", "caption": "c", "description": "d"}]}
     server.add("describe_figures", one)  # forgets curves.png: the repair round names it

@@ -62,6 +62,25 @@ name = "accuracy"
 direction = "maximize"
 description = "fraction of points within tolerance"
 
+[[figures]]
+file = "eval_loss_bar.png"
+shows = "the held-out squared error of each setting on each dataset"
+metric = "eval_loss"
+
+[[figures]]
+file = "train_curves_hard.png"
+shows = "the training loss against the step on the hard curves"
+
+[[figures]]
+file = "eval_loss.png"
+shows = "the held-out squared error per setting"
+metric = "eval_loss"
+
+[[figures]]
+file = "accuracy_hard.png"
+shows = "the accuracy of each setting on the hard curves"
+metric = "accuracy"
+
 [scale.smoke]
 timeout_s = 60
 description = "milliseconds per run"
@@ -668,8 +687,72 @@ def test_research_templates(name, tmp_path):
         ctx = PaperContext(idea=idea, template=tpl, scale="smoke", baseline=baseline, runs=runs,
                            bib_keys=[], analysis=analyze(tpl, baseline, runs, scale="smoke").model_dump())
         assert brain.plot_plan(ctx).labels["run_0"].startswith("Baseline")
-        ctx.figures = brain.describe_figures(ctx, [f"{tpl.primary.name}.png"])
+        ctx.figures = brain.describe_figures(ctx, [f.file for f in tpl.figures])
         sections = {p: brain.write_section(ctx, p, {}) for p in PARTS}
         for part, text in sections.items():
             assert numbers_checked(text, ctx.analysis) == [], (name, part)
         assert isinstance(brain.review(paper(tpl, sections)), Review)
+
+
+# ---------------------------------------------------------------- issue 14: seeds, figures, the run's own text
+
+
+def test_seed_ideas_come_first_until_the_archive_tested_them(toy):
+    seed = Idea(name="author_idea", title="Does the activation matter here?", hypothesis="h", experiment="e",
+                interestingness=5, feasibility=5, novelty=5, knobs=["activation", "no_such_knob"])
+    ctx = IdeationContext(template=toy, archive=[], seed_ideas=[seed], num_ideas=2)
+    first, second = OfflineBrain(seed=0).ideas(ctx)
+    assert first.name == "author_idea" and first.title == seed.title and first.knobs == ["activation"]
+    assert second.knobs != ["activation"]
+    tested = [ArchivedIdea(template=toy.name, name="author_idea", title=seed.title, hypothesis="h",
+                           knobs=["activation"], score=5.0)]
+    later = OfflineBrain(seed=0).ideas(ctx.model_copy(update={"archive": tested}))
+    assert all(i.knobs != ["activation"] and i.name != "author_idea" for i in later)
+
+
+def test_captions_come_from_the_declarations_never_from_file_names(toy, tmp_path):
+    brain, ctx, _ = toy_study(toy, tmp_path, ["learning_rate"])
+    notes = brain.describe_figures(ctx, ["accuracy_hard.png", "samples_per_setting.png", "eval_loss_bar.png"])
+    # undeclared: left out; declared: in the order template.toml lists them
+    assert [n.file for n in notes] == ["eval_loss_bar.png", "accuracy_hard.png"]
+    loss, acc = notes
+    assert acc.caption.startswith("The accuracy of each setting on the hard curves.")
+    assert "Metric: accuracy (higher is better)." in acc.caption and "The baseline and 2 tested settings." in acc.caption
+    assert loss.caption.startswith("The held-out squared error of each setting on each dataset.")
+    ctx.figures = notes
+    results = brain.write_section(ctx, "results", {})
+    assert results.count("Figure~\\ref{fig:") == 2 and "Figure~\\ref{fig:accuracy-hard}" in results
+    assert "comparisons in eval\\_loss are significantly better" in results  # the metric's corrected verdicts
+
+
+def test_intro_and_method_describe_this_run_not_the_whole_description(tmp_path):
+    """2d_diffusion declares five datasets and describes both scales; its smoke paper runs two."""
+    tpl = load_template("2d_diffusion")
+    rng = random.Random(0)
+    baseline = fake_results(tpl, rng, 0.0)
+    runs = [RunRecord(name="run_1", planned=PlannedRun(description="", args={"--learning_rate": "0.001"}), ok=True,
+                      results=fake_results(tpl, rng, 0.2))]
+    idea = Idea(name="lr", title="t", hypothesis="h", experiment="e", interestingness=5, feasibility=5, novelty=5,
+                knobs=["learning_rate"])
+    ctx = PaperContext(idea=idea, template=tpl, scale="smoke", baseline=baseline, runs=runs,
+                       analysis=analyze(tpl, baseline, runs, scale="smoke").model_dump())
+    brain = OfflineBrain()
+    text = {p: brain.write_section(ctx, p, {}) for p in ("introduction", "method", "experimental_setup")}
+    joined = " ".join(" ".join(t.split()) for t in text.values())
+    assert "a thin ring (circle) and two interleaved half circles (moons)" in text["introduction"]
+    for left_out in ("(line)", "(spiral)", "(gaussians)"):
+        assert left_out not in joined
+    assert "At smoke scale the model is smaller" in text["experimental_setup"]
+    assert "The denoiser is a residual MLP" in text["method"] and "The denoiser" not in text["introduction"]
+    description = " ".join(tpl.description.split())
+    assert description not in joined and "maximum mean discrepancy" not in joined  # metric sentences: setup lists them
+    for sentence in re.split(r"(?<=\.)\s+", description):
+        assert joined.count(sentence) <= 1, sentence
+
+
+def test_null_study_names_no_best_setting(toy, tmp_path):
+    brain, ctx, _ = toy_study(toy, tmp_path, ["use_norm"])
+    assert Analysis.model_validate(ctx.analysis).verdict == "null"
+    text = " ".join(brain.write_section(ctx, p, {}) for p in ("abstract", "results", "conclusion"))
+    assert not re.search(r"best setting|largest significant|(?<!no setting )improved|improvements over", text)
+    assert "could not be told apart" in text

@@ -50,6 +50,11 @@ MALFORMED = [
     (lambda t: _edit_toml(t, "title =", "title = = "), "syntax"),
     (lambda t: (t / "plot.py").unlink(), "plot.py: file"),
     (lambda t: (t / "latex" / "template.tex").write_text("\\documentclass{article}"), "placeholders"),
+    (lambda t: _edit_toml(t, "[[figures]]", "[[plots]]"), 'figures: declare every PNG plot.py writes: [[figures]]'),
+    (lambda t: _edit_toml(t, 'metric = "test_nll"', 'metric = "nll"'), "names unknown metric 'nll'"),
+    (lambda t: _edit_toml(t, 'file = "test_nll.png"', 'file = "../test_nll.png"'), "figures.0.file"),
+    (lambda t: _edit_toml(t, 'direction = "minimize"\nprimary = true', 'direction = "none"\nprimary = true'),
+     "primary metric test_nll needs direction minimize or maximize"),
 ]
 
 
@@ -101,3 +106,19 @@ def test_knob_candidates(tiny: Path) -> None:
     assert tpl.knob("num_components").candidates() == [1, 2, 5, 8]
     # three log-spaced points of [0.005, 0.5], less the default 0.05
     assert tpl.knob("learning_rate").candidates() == [pytest.approx(0.005), pytest.approx(0.5)]
+
+
+def test_scaffold_follows_its_own_guide(tiny: Path) -> None:
+    """`--out_dir` has a default, log.txt gets progress lines, config.json records every knob."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "experiment.py"], cwd=tiny, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    log = (tiny / "run_0" / "log.txt").read_text()
+    assert len(re.findall(r"^dataset=bimodal seed=1 step=\d+ train_nll=", log, re.MULTILINE)) >= 2
+    config = json.loads((tiny / "run_0" / "config.json").read_text())
+    tpl = load_template(tiny)
+    assert {k.constant or k.name for k in tpl.knobs} <= set(config)
+    check_final_info(json.loads((tiny / "run_0" / "final_info.json").read_text()), tpl, "smoke")

@@ -142,3 +142,5 @@ def test_plot_writes_png(baseline) -> None:
     pngs = list((workdir / "figures").glob("*.png"))
     assert pngs, f"{name}: plot.py wrote no PNG"
     assert all(p.stat().st_size > 1000 for p in pngs)
+    declared = {f.file for f in load_template(workdir).figures}
+    assert {p.name for p in pngs} == declared, f"{name}: plot.py must write exactly the [[figures]] of template.toml"

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -95,7 +95,24 @@ def _v2_scores_outcomes(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX outcomes_recorded ON outcomes (recorded_at)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_papers, _v2_scores_outcomes]
+def _v3_verdicts(db: sqlite3.Connection) -> None:
+    """The researcher's own verdicts: every rating kept, the latest one counts."""
+    db.execute(
+        """CREATE TABLE verdicts (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            paper_id TEXT NOT NULL,
+            score INTEGER NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            mark TEXT,
+            rated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX verdicts_paper ON verdicts (paper_id)")
+    db.execute("CREATE VIEW latest_verdicts AS SELECT * FROM verdicts "
+               "WHERE seq IN (SELECT MAX(seq) FROM verdicts GROUP BY paper_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_papers, _v2_scores_outcomes, _v3_verdicts]
 """MIGRATIONS[i] takes the schema from version i to version i + 1 (0 = empty file)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -176,13 +193,32 @@ class IndexRow(BaseModel):
     total_s: float | None = None
     faithful: bool | None = None
     created_at: str = Field(description="ISO 8601, UTC, e.g. 2025-01-02T03:04:05Z")
+    human_score: float | None = Field(default=None, description="the researcher's latest Overall score, 1-10")
+    human_note: str = ""
+    mark: str | None = Field(default=None, description="follow-up | discard, the researcher's latest")
 
     @property
     def date(self) -> str:
         return self.created_at[:10]
 
 
-PAPER_COLUMNS = tuple(IndexRow.model_fields)
+class Verdict(BaseModel):
+    """One rating of a paper by the researcher, on the reviewers' 1-10 Overall scale."""
+
+    paper_id: str
+    score: int = Field(ge=1, le=10)
+    note: str = Field(default="", max_length=4000)
+    mark: Literal["follow-up", "discard"] | None = None
+    rated_at: str = ""
+
+
+VERDICT_FIELDS = ("human_score", "human_note", "mark")
+PAPER_COLUMNS = tuple(f for f in IndexRow.model_fields if f not in VERDICT_FIELDS)
+# What a read of the papers selects: each paper with its latest verdict, if any.
+PAPER_SELECT = (
+    f"SELECT {', '.join(f'papers.{c}' for c in PAPER_COLUMNS)}, v.score AS human_score, "
+    "COALESCE(v.note, '') AS human_note, v.mark AS mark FROM papers LEFT JOIN latest_verdicts v ON v.paper_id = papers.id"
+)
 _JSON_COLUMNS = ("knobs", "timings")
 
 
@@ -204,9 +240,14 @@ def row_from_sql(rec: sqlite3.Row) -> IndexRow:
     return IndexRow.model_validate(values)
 
 
+def insert_verdict(db: sqlite3.Connection, verdict: Verdict) -> None:
+    db.execute("INSERT INTO verdicts (paper_id, score, note, mark, rated_at) VALUES (?, ?, ?, ?, ?)",
+               (verdict.paper_id, verdict.score, verdict.note, verdict.mark, verdict.rated_at))
+
+
 def insert_paper(db: sqlite3.Connection, row: IndexRow) -> str:
     """Insert unless (run_id, idea_name) or id is already indexed; returns the indexed id."""
-    values = row_to_sql(row)
+    values = {k: v for k, v in row_to_sql(row).items() if k in PAPER_COLUMNS}
     cols = ", ".join(PAPER_COLUMNS)
     marks = ", ".join(f":{c}" for c in PAPER_COLUMNS)
     db.execute(f"INSERT OR IGNORE INTO papers ({cols}) VALUES ({marks})", values)

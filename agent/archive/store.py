@@ -8,7 +8,8 @@
     ├── assets/               style.css, archive.js
     └── <id>/                 paper.pdf, paper.tex, figures, idea.json, results.json,
                               review.json, notes.md, cost.json, meta.json, code.diff,
-                              workdir.bundle, index.html (the paper's page)
+                              workdir.bundle, index.html (the paper's page),
+                              human_review.json (the researcher's verdicts, if any)
 
 A paper is written under a temporary name inside the archive, fsync'd, renamed into place,
 and only then indexed, in one transaction. Any number of processes may append at once:
@@ -38,7 +39,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.archive import index as ix
-from agent.archive.files import append_line, copy_synced, file_lock, fsync_dir, write_synced
+from agent.archive.files import append_line, atomic_write_text, copy_synced, file_lock, fsync_dir, write_synced
 from agent.archive.index import IndexRow
 from agent.errors import UserError
 from agent.models import ArchivedIdea, Outcome
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 ENV_VAR = "AI_SCIENTIST_ARCHIVE"
 INDEX_FILE = "index.sqlite"
 OUTCOMES_FILE = "outcomes.jsonl"
+HUMAN_REVIEW_FILE = "human_review.json"
 FOLDER_FORMAT = 1
 """Version of the folder layout written into meta.json (independent of the index schema)."""
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
@@ -455,19 +457,20 @@ class Archive:
     def list(
         self,
         template: str | None = None,
-        sort: Literal["score", "date"] = "score",
+        sort: Literal["score", "human", "date"] = "score",
         limit: int | None = None,
     ) -> list[IndexRow]:
-        """Papers, best first (`score`: overall desc, unscored last) or newest first (`date`)."""
-        if sort not in ("score", "date"):
-            raise UserError(f"unknown sort {sort!r}; use score or date")
-        order = (
-            "overall IS NULL, overall DESC, created_at DESC, id DESC"
-            if sort == "score"
-            else "created_at DESC, id DESC"
-        )
+        """Papers, best first by the automated review (`score`) or by the researcher's own score
+        (`human`), unscored last; or newest first (`date`). Each with its latest verdict."""
+        orders = {
+            "score": "overall IS NULL, overall DESC, created_at DESC, id DESC",
+            "human": "human_score IS NULL, human_score DESC, overall IS NULL, overall DESC, created_at DESC, id DESC",
+            "date": "created_at DESC, id DESC",
+        }
+        if sort not in orders:
+            raise UserError(f"unknown sort {sort!r}; use score, human or date")
         where, params = ("WHERE template = ?", [template]) if template else ("", [])
-        sql = f"SELECT {', '.join(ix.PAPER_COLUMNS)} FROM papers {where} ORDER BY {order}"
+        sql = f"{ix.PAPER_SELECT} {where} ORDER BY {orders[sort]}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._db() as db:
@@ -475,13 +478,12 @@ class Archive:
 
     def get(self, paper_id: str) -> IndexRow:
         """One paper by id (or by a unique prefix of it)."""
-        cols = ", ".join(ix.PAPER_COLUMNS)
         with self._db() as db:
-            rows = db.execute(f"SELECT {cols} FROM papers WHERE id = ?", (paper_id,)).fetchall()
+            rows = db.execute(f"{ix.PAPER_SELECT} WHERE id = ?", (paper_id,)).fetchall()
             if not rows and paper_id:
                 escaped = paper_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 rows = db.execute(
-                    f"SELECT {cols} FROM papers WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (escaped + "%",)
+                    f"{ix.PAPER_SELECT} WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (escaped + "%",)
                 ).fetchall()
         if len(rows) == 1:
             return ix.row_from_sql(rows[0])
@@ -500,9 +502,45 @@ class Archive:
                 knobs=r.knobs,
                 score=r.overall,
                 decision=r.decision,
+                paper_id=r.id,
+                human_score=r.human_score,
+                note=r.human_note,
+                mark=r.mark,
             )
             for r in self.list(template=template, sort="date")
         ]
+
+    # ------------------------------------------------------------ the researcher's verdicts
+
+    def rate(self, paper_id: str, score: int, note: str = "", mark: str | None = None) -> ix.Verdict:
+        """Record the researcher's verdict on a paper: in the index and in the paper's folder
+        (`human_review.json`, so `rebuild_index` restores it). The latest verdict counts."""
+        row = self.get(paper_id)
+        try:
+            verdict = ix.Verdict(paper_id=row.id, score=score, note=note, mark=mark, rated_at=utc_stamp())
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise UserError(f"bad verdict: {first['loc'][0]}: {first['msg']}") from None
+        folder = self.folder(row.id)
+        with file_lock(self.root / ".verdicts.lock"):
+            history = [*self.verdicts_on_disk(folder), verdict]
+            atomic_write_text(folder / HUMAN_REVIEW_FILE, _json(
+                {"latest": verdict.model_dump(), "history": [v.model_dump() for v in history]}))
+            with self._write() as db:
+                ix.insert_verdict(db, verdict)
+        self._render_quietly(pages=(row.id,))
+        return verdict
+
+    @staticmethod
+    def verdicts_on_disk(folder: Path) -> list[ix.Verdict]:
+        """The verdicts kept in a paper folder (none if the file is missing or damaged)."""
+        path = folder / HUMAN_REVIEW_FILE
+        try:
+            history = json.loads(path.read_text())["history"] if path.is_file() else []
+            return [ix.Verdict.model_validate(v) for v in history]
+        except (ValueError, KeyError, TypeError):
+            log.warning("archive: %s is damaged; its verdicts are skipped", path)
+            return []
 
     def outcomes(self, run_id: str | None = None) -> list[Outcome]:
         """Idea end states, newest first (one run's, or all)."""
@@ -553,6 +591,7 @@ class Archive:
         with self._write() as db:
             db.execute("DELETE FROM papers")
             db.execute("DELETE FROM outcomes")
+            db.execute("DELETE FROM verdicts")
             for row in rows:
                 kept = ix.insert_paper(db, row)
                 if kept == row.id:
@@ -561,6 +600,9 @@ class Archive:
                     report.damaged.append(
                         DamagedFolder(name=row.id, reason=f"duplicate of {kept} (same run and idea)")
                     )
+            for row in rows:
+                for verdict in self.verdicts_on_disk(self.folder(row.id)):
+                    ix.insert_verdict(db, verdict.model_copy(update={"paper_id": row.id}))
             for outcome in outcomes:  # log order: the latest report per idea wins
                 ix.upsert_outcome(db, outcome)
             for row in rows:  # papers whose outcome line was lost still count as archived
@@ -615,8 +657,9 @@ class Archive:
 
     # ------------------------------------------------------------ the browser
 
-    def render_html(self, *, all_pages: bool = False) -> Path:
-        """Write index.html, last-night.html, and any missing paper page; returns index.html.
+    def render_html(self, *, all_pages: bool = False, pages: tuple[str, ...] = ()) -> Path:
+        """Write index.html, last-night.html, any missing paper page and the pages of `pages`
+        (paper ids); returns index.html.
 
         Renders are serialised by a lock and read the index inside it, so the last render
         always includes every paper indexed before it started.
@@ -630,7 +673,7 @@ class Archive:
             render.write_assets(self.root)
             for row in rows:
                 page = self.folder(row.id) / "index.html"
-                if all_pages or not page.exists():
+                if all_pages or row.id in pages or not page.exists():
                     try:
                         render.write_page(page, render.render_paper_page(page.parent))
                     except (OSError, ValueError) as e:
@@ -645,10 +688,10 @@ class Archive:
             render.write_page(index, render.render_index(rows))
         return index
 
-    def _render_quietly(self) -> None:
+    def _render_quietly(self, pages: tuple[str, ...] = ()) -> None:
         """Refresh the browser after a write; a rendering problem must not lose the paper."""
         try:
-            self.render_html()
+            self.render_html(pages=pages)
         except (OSError, ValueError) as e:
             log.warning(
                 "archive: index.html not refreshed (%s); run `ai-scientist archive --archive %s render`",

@@ -1,4 +1,4 @@
-"""`ai-scientist archive ...`: list, show, export, re-index, render and serve the archive."""
+"""`ai-scientist archive ...`: list, show, rate, compare, export, re-index, render and serve the archive."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ ARCHIVE_HELP = f"Archive folder (default: ${ENV_VAR}, else ./archive)."
 
 class Sort(StrEnum):
     score = "score"
+    human = "human"
     date = "date"
 
 
@@ -54,7 +55,8 @@ def _score(value: float | None) -> str:
 def list_cmd(
     ctx: typer.Context,
     template: str | None = typer.Option(None, "--template", "-t", help="Only this template's papers."),
-    sort: Sort = typer.Option(Sort.score, "--sort", help="score: best first; date: newest first."),
+    sort: Sort = typer.Option(Sort.score, "--sort", help="score: best review first; human: best by your own "
+                              "score; date: newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
     archive: Path | None = _archive_option(),
 ) -> None:
@@ -70,6 +72,7 @@ def list_cmd(
     table = Table(header_style="bold")
     table.add_column("id", no_wrap=True, min_width=max(len(r.id) for r in rows))  # copyable for `show`
     table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("yours", justify="right", no_wrap=True)
     table.add_column("decision", no_wrap=True)
     table.add_column("template", no_wrap=True)
     table.add_column("title", overflow="fold", ratio=1)
@@ -81,6 +84,7 @@ def list_cmd(
         table.add_row(
             Text(r.id),
             _score(r.overall),
+            _score(r.human_score) + {"follow-up": " ↻", "discard": " ✗"}.get(r.mark or "", ""),
             Text(r.decision or "—"),
             Text(r.template),
             Text(r.title),
@@ -89,6 +93,67 @@ def list_cmd(
             r.created_at[:16].replace("T", " "),
         )
     console.print(table)
+
+
+@app.command("rate")
+def rate_cmd(
+    ctx: typer.Context,
+    paper_id: str = typer.Argument(..., metavar="ID", help="Paper id (or a unique prefix)."),
+    score: int = typer.Argument(..., metavar="SCORE", help="Your Overall score, 1-10 (the reviewers' scale)."),
+    note: str = typer.Option("", "--note", help="What you think of it; later ideation reads it."),
+    follow_up: bool = typer.Option(False, "--follow-up", help="Continue this paper in the next run of its template."),
+    discard: bool = typer.Option(False, "--discard", help="Never propose this idea again."),
+    archive: Path | None = _archive_option(),
+) -> None:
+    """Record your verdict on a paper; it outranks the automated review in later ideation."""
+    if follow_up and discard:
+        raise UserError("--follow-up and --discard exclude each other; pick one")
+    mark = "follow-up" if follow_up else "discard" if discard else None
+    verdict = _open(ctx, archive).rate(paper_id, score, note, mark)
+    Console().print(f"rated {verdict.paper_id}: {verdict.score}/10" + (f", {mark}" if mark else ""), highlight=False)
+
+
+@app.command("compare")
+def compare_cmd(
+    ctx: typer.Context,
+    first: str = typer.Argument(..., metavar="ID1", help="A paper id (or a unique prefix)."),
+    second: str = typer.Argument(..., metavar="ID2", help="Another paper id (or a unique prefix)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    archive: Path | None = _archive_option(),
+) -> None:
+    """Two papers side by side: ideas, scores (automated and yours), primary results, code diff."""
+    from agent.archive.compare import compare
+
+    result = compare(_open(ctx, archive), first, second)
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    a, b = result.a, result.b
+    table = Table(header_style="bold", show_lines=True)
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column(Text(a.row.id), overflow="fold", ratio=1)
+    table.add_column(Text(b.row.id), overflow="fold", ratio=1)
+    for label, get in (
+        ("title", lambda s: s.row.title), ("idea", lambda s: s.row.idea_name), ("template", lambda s: s.row.template),
+        ("hypothesis", lambda s: s.hypothesis), ("review", lambda s: f"{_score(s.row.overall)} ({s.row.decision or '—'})"),
+        ("yours", lambda s: _score(s.row.human_score) + (f" ({s.row.mark})" if s.row.mark else "")),
+        ("your note", lambda s: s.row.human_note or "—"),
+    ):
+        table.add_row(label, Text(get(a)), Text(get(b)))
+    for ds in result.datasets:
+        cells = []
+        for side in (a, b):
+            r = side.results.get(ds)
+            cells.append(Text("—" if r is None else f"{side.primary_metric}: baseline {_num(r.baseline)}, "
+                                                      f"best {_num(r.best)} ({r.best_label})"))
+        table.add_row(ds, *cells)
+    console = Console()
+    console.print(table)
+    console.print(Text(result.code_diff) if result.code_diff.strip() else f"code: {result.diff_note}", highlight=False)
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
 
 
 @app.command("show")

@@ -50,6 +50,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.edits import EditRefused, apply_edits
+from agent.gitrepo import TEMPLATE_TAG
 from agent.models import (
     STAGES,
     ExpandContext,
@@ -62,7 +63,6 @@ from agent.models import (
     SearchTree,
 )
 from agent.pipeline.deps import Deps
-from agent.pipeline.gitrepo import TEMPLATE_TAG
 from agent.pipeline.progress import emit
 from agent.pipeline.workdir import IdeaWorkdir
 from agent.sandbox import files

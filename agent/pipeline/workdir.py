@@ -31,6 +31,7 @@ from pydantic import TypeAdapter
 
 from agent import literature
 from agent.archive.files import atomic_write_text
+from agent.gitrepo import IdeaRepo
 from agent.models import (
     Citation,
     FigureNote,
@@ -43,7 +44,6 @@ from agent.models import (
     SearchTree,
 )
 from agent.paper.faithfulness import FaithfulnessReport
-from agent.pipeline.gitrepo import IdeaRepo
 from agent.sandbox import files
 from agent.template.contract import Template
 

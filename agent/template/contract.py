@@ -36,20 +36,47 @@ SECTIONS = (
     "conclusion",
 )
 PLACEHOLDERS = ("TITLE", "BRAIN", *(s.upper() for s in SECTIONS))
+FIGURES_HINT = ('declare every PNG plot.py writes: [[figures]] with file = "name.png" and shows = "what it '
+                'shows" (docs/templates.md, "Figures")')
 
 
 def placeholder(name: str) -> str:
     return f"%%{name.upper()}%%"
 
 
+Direction = Literal["minimize", "maximize", "none"]
+
+
 class Metric(BaseModel):
     """One number `experiment.py` reports per dataset."""
 
     name: str
-    direction: Literal["minimize", "maximize"]
+    direction: Direction
+    """Which way is better; `none` for a quantity that is reported but never judged (a KL term,
+    a wall-clock time on shared hardware)."""
     primary: bool = False
     description: str = ""
     unit: str = ""
+    """Printed with the metric in papers (setup section, table and figure captions): `nats`, `s`."""
+
+
+class Figure(BaseModel):
+    """One PNG that `plot.py` writes, and what it shows: its caption, and the text that cites
+    it, are written from this declaration and the numbers, never guessed from the file name."""
+
+    file: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$")
+    shows: str = Field(min_length=3)
+    """What the figure shows, as a noun phrase: `reconstruction error against KL for each setting`."""
+    metric: str | None = None
+    """The declared metric it plots, if it plots one; the text then cites that metric's statistics."""
+    runs: Literal["all", "baseline"] | int = "all"
+    """Which runs it draws: every labelled run, the baseline alone, or the first N labelled runs."""
+
+    @model_validator(mode="after")
+    def _runs(self) -> Figure:
+        if isinstance(self.runs, int) and self.runs < 1:
+            raise ValueError("`runs` must be \"all\", \"baseline\" or a positive number of runs")
+        return self
 
 
 class Knob(BaseModel):
@@ -111,6 +138,7 @@ class ScaleProfile(BaseModel):
     """How big one `experiment.py` call is, and what it may use."""
 
     description: str = ""
+    """What this scale runs (sizes, steps, hardware); the paper's setup section quotes it."""
     timeout_s: int = Field(gt=0)
     cpus: int = Field(default=1, ge=1)
     gpus: int = Field(default=0, ge=0)
@@ -133,6 +161,8 @@ class Template(BaseModel):
     metrics: list[Metric] = Field(min_length=1)
     scale: dict[str, ScaleProfile]
     knobs: list[Knob] = Field(min_length=1)
+    figures: list[Figure] = Field(min_length=1)
+    """Every PNG `plot.py` writes; `template check` fails on a missing or an undeclared one."""
     editable: list[str] = Field(
         default_factory=list,
         description="Files besides experiment.py and plot.py that a brain may edit (plain relative paths).",
@@ -144,9 +174,20 @@ class Template(BaseModel):
             parts = Path(rel).parts
             if not parts or Path(rel).is_absolute() or any(p.startswith(".") for p in parts):
                 raise ValueError(f"editable: {rel!r} must be a plain relative path, not a dot-file")
-        primaries = [m.name for m in self.metrics if m.primary]
+        primaries = [m for m in self.metrics if m.primary]
         if len(primaries) != 1:
             raise ValueError(f"exactly one metric must be primary, found {len(primaries)}")
+        if primaries[0].direction == "none":
+            raise ValueError(f"the primary metric {primaries[0].name} needs direction minimize or maximize")
+        metric_names = [m.name for m in self.metrics]
+        if len(set(metric_names)) != len(metric_names):
+            raise ValueError("metric names must be unique")
+        files = [f.file for f in self.figures]
+        if len(set(files)) != len(files):
+            raise ValueError("figure files must be unique")
+        for fig in self.figures:
+            if fig.metric is not None and fig.metric not in metric_names:
+                raise ValueError(f"figure {fig.file} names unknown metric {fig.metric!r}; metrics: {metric_names}")
         for required in ("smoke", "full"):
             if required not in self.scale:
                 raise ValueError(f"missing scale profile [scale.{required}]")
@@ -170,6 +211,9 @@ class Template(BaseModel):
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
+
+    def figure(self, file: str) -> Figure | None:
+        return next((f for f in self.figures if f.file == file), None)
 
     def knob(self, name: str) -> Knob:
         for k in self.knobs:
@@ -249,7 +293,10 @@ def load_template(name_or_path: str | Path, root: Path | None = None) -> Templat
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "template"
-        raise TemplateError(str(toml_file), field, err["msg"].removeprefix("Value error, ")) from None
+        msg = err["msg"].removeprefix("Value error, ")
+        if field == "figures" and err["type"] in ("missing", "too_short"):
+            msg = FIGURES_HINT
+        raise TemplateError(str(toml_file), field, msg) from None
     _check_latex(tpl)
     return tpl
 
@@ -263,15 +310,17 @@ def _check_latex(tpl: Template) -> None:
 
 
 def check_final_info(info: Any, tpl: Template, scale: str, where: str = "final_info.json",
-                     seeds: list[int] | None = None) -> dict:
-    """Validate one run's `final_info.json` against the template (run on `seeds`, by default
-    the scale's); return it unchanged."""
+                     datasets: list[str] | None = None, n_seeds: int | None = None) -> dict:
+    """Validate one run's `final_info.json` against the template; return it unchanged.
+
+    `datasets` and `n_seeds` default to the scale's; `template check` passes others when it
+    runs the datasets the scale leaves out."""
     if not isinstance(info, dict):
         raise TemplateError(where, "top level", "must be an object keyed by dataset")
-    expected = set(tpl.datasets_for(scale))
+    expected = set(datasets or tpl.datasets_for(scale))
     if set(info) != expected:
         raise TemplateError(where, "datasets", f"expected {sorted(expected)}, got {sorted(info)}")
-    n_seeds = len(seeds or tpl.seeds_for(scale))
+    n_seeds = n_seeds or len(tpl.seeds_for(scale))
     for ds, block in info.items():
         if not isinstance(block, dict):
             raise TemplateError(where, ds, "must be an object with means, stderrs, per_seed")
@@ -279,13 +328,18 @@ def check_final_info(info: Any, tpl: Template, scale: str, where: str = "final_i
             if not isinstance(block.get(part), dict):
                 raise TemplateError(where, f"{ds}.{part}", "missing or not an object")
         for m in tpl.metrics:
+            for part in ("means", "stderrs", "per_seed"):
+                if m.name not in block[part]:
+                    raise TemplateError(where, f"{ds}.{part}.{m.name}",
+                                        "missing: experiment.py must report every metric of template.toml "
+                                        "for every dataset")
             for part in ("means", "stderrs"):
-                v = block[part].get(m.name)
+                v = block[part][m.name]
                 if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
                     raise TemplateError(where, f"{ds}.{part}.{m.name}", f"must be a finite number, got {v!r}")
-            seeds = block["per_seed"].get(m.name)
+            seeds = block["per_seed"][m.name]
             if not isinstance(seeds, list) or len(seeds) != n_seeds:
                 raise TemplateError(where, f"{ds}.per_seed.{m.name}", f"must list {n_seeds} values, one per seed")
-            if not all(isinstance(x, int | float) and math.isfinite(x) for x in seeds):
+            if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in seeds):
                 raise TemplateError(where, f"{ds}.per_seed.{m.name}", "values must be finite numbers")
     return info

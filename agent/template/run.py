@@ -63,7 +63,8 @@ def run_experiment(executor: Executor, template: Template, scale: str, folder: P
         return RunOutcome(False, None, f"{why}\n{result.error_tail(30)}", wall)
     where = f"{out}/final_info.json"
     try:
-        info = check_final_info(files.read_json(folder, where), template, scale, where, seeds)
+        info = check_final_info(files.read_json(folder, where), template, scale, where,
+                                n_seeds=len(seeds) if seeds else None)
     except FileNotFoundError:
         return RunOutcome(False, None, f"bad results: the run wrote no {where}", wall)
     except (OSError, files.UnsafeFile, TemplateError) as e:

@@ -10,8 +10,8 @@
     var state = { key: "score", dir: -1 }; // rows arrive ranked by score, best first
 
     function value(row, key) {
-      if (key === "score") {
-        var s = parseFloat(row.dataset.score);
+      if (key === "score" || key === "human") {
+        var s = parseFloat(row.dataset[key]);
         return isNaN(s) ? -Infinity : s;
       }
       return row.dataset.date || "";
@@ -49,6 +49,56 @@
   }
 
   function field(id) { var el = document.getElementById(id); return el ? el.value : ""; }
+
+  // Writing back needs `archive serve`: it fills this token in; from disk it stays empty.
+  var tokenTag = document.querySelector('meta[name="ai-scientist-token"]');
+  var token = tokenTag ? tokenTag.content : "";
+
+  var rateForm = document.getElementById("rate-form");
+  if (rateForm && token) {
+    rateForm.hidden = false;
+    document.getElementById("rate-offline").hidden = true;
+    rateForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var mark = rateForm.querySelector('input[name="mark"]:checked');
+      var status = document.getElementById("rate-status");
+      status.textContent = "saving…";
+      fetch("../api/rate", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-AI-Scientist-Token": token },
+        body: JSON.stringify({
+          paper_id: rateForm.dataset.paper,
+          score: parseInt(document.getElementById("rate-score").value, 10),
+          note: document.getElementById("rate-note").value,
+          mark: mark && mark.value ? mark.value : null
+        })
+      }).then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+        .then(function (res) {
+          if (!res.ok) { status.textContent = "not saved: " + (res.body.error || "refused"); return; }
+          var v = res.body.verdict;
+          var now = document.getElementById("verdict-now");
+          now.textContent = v.score + "/10" + (v.mark ? " · " + v.mark : "") + (v.note ? " · " + v.note : "");
+          status.textContent = "saved";
+        })
+        .catch(function () { status.textContent = "not saved: the server did not answer"; });
+    });
+  }
+
+  var compareBar = document.getElementById("compare-bar");
+  if (compareBar && token) {
+    var picks = Array.prototype.slice.call(document.querySelectorAll("input.compare-pick"));
+    picks.forEach(function (p) {
+      p.parentNode.hidden = false;
+      p.addEventListener("change", function () {
+        var chosen = picks.filter(function (q) { return q.checked; }).map(function (q) { return q.value; });
+        compareBar.hidden = chosen.length !== 2;
+        if (chosen.length === 2) {
+          document.getElementById("compare-link").href = "compare.html?a=" + encodeURIComponent(chosen[0]) +
+            "&b=" + encodeURIComponent(chosen[1]);
+        }
+      });
+    });
+  }
 
   var main = document.getElementById("papers");
   var tables = Array.prototype.slice.call(document.querySelectorAll("table.papers"))

@@ -108,6 +108,10 @@ def _when(stamp: str) -> str:
     return str(stamp)[:19].replace("T", " ")
 
 
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
 def _brain_label(brain: str, model: str) -> str:
     return "offline brain (no LLM)" if brain == "offline" else f"LLM brain, model {model}"
 
@@ -129,7 +133,7 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(score=_score, cost=_cost, seconds=_seconds, when=_when, clip=_clip)
+    env.filters.update(score=_score, cost=_cost, seconds=_seconds, when=_when, clip=_clip, num=_num)
     env.globals.update(
         brain_label=_brain_label,
         REVIEW_FIELDS=REVIEW_FIELDS,
@@ -147,7 +151,8 @@ def _render(name: str, **context: Any) -> str:
 
 
 def render_index(rows: list[IndexRow]) -> str:
-    """The ranked list (rows arrive best first), with filters by template, decision and date."""
+    """The ranked list (rows arrive best first), with filters by template, decision and date,
+    and per template a chart of the scores across runs (the automated review's and yours)."""
     templates = sorted({r.template for r in rows})
     return _render(
         "index.html",
@@ -155,7 +160,36 @@ def render_index(rows: list[IndexRow]) -> str:
         templates=templates,
         decisions=sorted({r.decision for r in rows if r.decision}),
         accepted=sum(1 for r in rows if (r.decision or "").lower() == "accept"),
+        charts=[(t, score_chart([r for r in rows if r.template == t])) for t in templates],
     )
+
+
+def score_chart(rows: list[IndexRow], width: int = 320, height: int = 150) -> Markup:
+    """An SVG of one template's papers in the order they were written (x) against their scores,
+    1-10 (y): the automated review's as dots, the researcher's as rings. Drawn here, from the
+    index, so it works from disk and needs no script; every value is a number we computed."""
+    ordered = sorted(rows, key=lambda r: r.created_at)
+    pad, n = 18, max(len(ordered), 1)
+
+    def x(i: int) -> float:
+        return pad + (width - 2 * pad) * (i + 0.5) / n
+
+    def y(score: float) -> float:
+        return height - pad - (height - 2 * pad) * (min(max(score, 1), 10) - 1) / 9
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="scores across runs">',
+             f'<line class="axis" x1="{pad}" y1="{y(1):.1f}" x2="{width - pad}" y2="{y(1):.1f}"/>',
+             f'<line class="axis" x1="{pad}" y1="{y(6):.1f}" x2="{width - pad}" y2="{y(6):.1f}"/>',
+             f'<text x="2" y="{y(10) + 4:.1f}">10</text><text x="2" y="{y(6) + 4:.1f}">6</text>'
+             f'<text x="2" y="{y(1) + 4:.1f}">1</text>']
+    for i, r in enumerate(ordered):
+        if r.overall is not None:
+            parts.append(f'<circle class="auto" cx="{x(i):.1f}" cy="{y(r.overall):.1f}" r="3.5"/>')
+        if r.human_score is not None:
+            parts.append(f'<circle class="human" cx="{x(i):.1f}" cy="{y(r.human_score):.1f}" r="6"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
 
 
 def render_last_night(run_id: str | None, rows: list[IndexRow], outcomes: list[Outcome]) -> str:
@@ -269,9 +303,12 @@ def render_paper_page(folder: Path) -> str:
     idea = _load_json(folder / "idea.json")
     cost = _load_json(folder / "cost.json")
     reviews = review.get("reviews") if isinstance(review, dict) else None
+    verdicts = _load_json(folder / "human_review.json")
     return _render(
         "paper.html",
         folder_name=folder.name,
+        verdict=verdicts.get("latest") if isinstance(verdicts, dict) and isinstance(verdicts.get("latest"), dict)
+        else None,
         meta=meta,
         title=str(meta.get("title", folder.name)),
         has_pdf=(folder / "paper.pdf").is_file(),
@@ -293,3 +330,13 @@ def render_paper_page(folder: Path) -> str:
             for p in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "index.html")
         ],
     )
+
+
+# ---------------------------------------------------------------- compare.html (served only)
+
+
+def render_compare(comparison: Any | None, error: str = "") -> str:
+    """Two papers side by side (an `agent.archive.compare.Comparison`), or why not."""
+    lines = _first_chars(classify(comparison.code_diff), PAGE_TEXT_LIMIT) if comparison is not None else []
+    return _render("compare.html", c=comparison, error=error, diff_lines=lines)
+

@@ -15,6 +15,7 @@ import re
 
 from pydantic import BaseModel, Field
 
+from agent.analysis import paper_analysis
 from agent.brains.base import BrainInfo
 from agent.brains.llm import search_brief
 from agent.brains.llm.client import LLMClient
@@ -52,6 +53,7 @@ from agent.models import (
     RunRecord,
 )
 from agent.paper import bibtex
+from agent.paper import figures as declared_figures
 
 ERROR_TAIL_CHARS = 3000
 PAPER_CHARS = 60_000  # a review reads the whole paper, up to ~15k tokens
@@ -270,10 +272,17 @@ class LLMBrain:
         return PlotPlan(labels=dict(sorted(labels.items(), key=lambda kv: _run_index(kv[0]))), edits=plan.edits)
 
     def describe_figures(self, ctx: PaperContext, files: list[str]) -> list[FigureNote]:
+        """The model describes every figure from the template's declarations; a declared figure
+        keeps the caption written from its declaration, so that the caption always matches what
+        plot.py draws."""
         tag = ctx.idea.name
         if not files:
             return []
-        system, user = render("describe_figures", title=ctx.idea.title, runs=_results_lines(ctx), files=", ".join(files))
+        analysis = paper_analysis(ctx)
+        declared = {n.file: n for n in declared_figures.declared_notes(ctx.template, analysis, files)}
+        lines = [f"- {f}: {declared[f].description if f in declared else 'undeclared'}" for f in files]
+        system, user = render("describe_figures", title=ctx.idea.title, runs=_results_lines(ctx),
+                              files=", ".join(files), declared="\n".join(lines))
 
         def check(ans: FigureNotes) -> None:
             missing = set(files) - {f.file for f in ans.figures}
@@ -284,7 +293,9 @@ class LLMBrain:
             "describe_figures", system, user, FigureNotes, idea=tag, max_tokens=250 * len(files) + 200, check=check
         )
         by_file = {f.file: f for f in ans.figures}
-        return [by_file[f] for f in files]
+        ordered = [*declared, *(f for f in files if f not in declared)]  # the template's order first
+        return [by_file[f].model_copy(update={"caption": declared[f].caption}) if f in declared else by_file[f]
+                for f in ordered]
 
     # ------------------------------------------------------------------ writing
 
@@ -445,7 +456,7 @@ def _section_context(ctx: PaperContext, section: str, written: dict[str, str]) -
         blocks.append(f"RESULTS (mean±stderr over seeds, {ctx.scale} scale):\n{_results_lines(ctx)}")
         blocks.append(f"ANALYSIS:\n{analysis_brief(ctx.analysis)}")
     if section in _NEEDS_FIGURES and ctx.figures:
-        blocks.append("FIGURES:\n" + "\n".join(f"- {f.file}: {f.caption}" for f in ctx.figures))
+        blocks.append("FIGURES (use each caption as given):\n" + "\n".join(f"- {f.file}: {f.caption}" for f in ctx.figures))
     if section in ("introduction", "conclusion") and written.get("abstract"):
         blocks.append(f"ABSTRACT (written):\n{written['abstract']}")
     if section == "conclusion" and ctx.notes:

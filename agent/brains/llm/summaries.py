@@ -156,11 +156,19 @@ def edits_brief(history: list[RunRecord], chars: int = 600) -> str:
     return "\n".join(out) or "(no code edits: runs differ by flags only)"
 
 
+# In a comparison: the baseline summary it repeats, and the absolute interval of the change where
+# the relative one (the one papers print) is there.
+_REPEATED = {"baseline"}
+_ABSOLUTE_CI = {"delta_ci_low", "delta_ci_high"}
+
+
 def _prune(obj: Any) -> Any:
-    """Drop None values, and the baseline summary repeated inside every comparison."""
+    """Drop None values and what a comparison repeats (see above)."""
     if isinstance(obj, dict):
-        repeated = "delta" in obj and "baseline" in obj
-        return {k: _prune(v) for k, v in obj.items() if v is not None and not (repeated and k == "baseline")}
+        drop = set()
+        if "delta" in obj:
+            drop = _REPEATED | (_ABSOLUTE_CI if obj.get("delta_pct_ci_low") is not None else set())
+        return {k: _prune(v) for k, v in obj.items() if v is not None and k not in drop}
     if isinstance(obj, list):
         return [_prune(v) for v in obj]
     return obj

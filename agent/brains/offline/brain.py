@@ -1,8 +1,9 @@
 """The offline brain: narrow but real science inside a template's declared knobs, with no
 key and no network. It is the default when no model is configured.
 
-- Ideation: hypotheses about one knob, or the interaction of two, ranked so that knob sets
-  the archive already tested come last and knobs next to high-scoring papers come first.
+- Ideation: the template's seed ideas first, while the archive has not tested their knobs;
+  then hypotheses about one knob, or the interaction of two, ranked so that knob sets the
+  archive already tested come last and knobs next to high-scoring papers come first.
 - Runs: a sweep over `Knob.candidates()` (a small grid for two knobs), written as the same
   flag and SEARCH/REPLACE edits an LLM would make; experiment.py itself covers the seeds.
   With `--search tree` its moves in the search tree are in `explore`.
@@ -304,11 +305,26 @@ def _reflect(ideas: list[Idea], taken: set[str]) -> list[Idea]:
     return sorted(_unique_names(kept, taken), key=lambda i: i.feasibility < 4)  # stable sort
 
 
-def _pick(ranked: list[Idea], n: int) -> list[Idea]:
-    """Greedy choice of `n` ideas: untested knob sets only, each knob already picked tonight
-    costing 2 points of merit so that one night covers more of the space."""
-    fresh = [i for i in ranked if i.novelty > 1]
-    chosen: list[Idea] = []
+def _seeded(ctx: IdeationContext, tested: set[frozenset[str]]) -> list[Idea]:
+    """The template author's seed ideas that the archive has not tested yet, restricted to
+    declared knobs (at most two, as the sweep plans them); they come before any idea of ours."""
+    known = {k.name for k in ctx.template.knobs}
+    out, seen = [], set(tested)
+    for idea in ctx.seed_ideas:
+        knobs = [k for k in idea.knobs if k in known][:2]
+        if knobs and frozenset(knobs) not in seen:
+            seen.add(frozenset(knobs))
+            out.append(idea if knobs == idea.knobs else idea.model_copy(update={"knobs": knobs}))
+    return out
+
+
+def _pick(ranked: list[Idea], n: int, chosen: list[Idea] | None = None) -> list[Idea]:
+    """Greedy choice of up to `n` ideas after those already `chosen`: untested knob sets only,
+    each knob already picked tonight costing 2 points of merit so that one night covers more of
+    the space."""
+    chosen = list(chosen or [])
+    taken = {frozenset(i.knobs) for i in chosen}
+    fresh = [i for i in ranked if i.novelty > 1 and frozenset(i.knobs) not in taken]
     while fresh and len(chosen) < n:
         used = {k for i in chosen for k in i.knobs}
         nxt = max(fresh, key=lambda i: (_merit(i) - 2 * sum(k in used for k in i.knobs), -fresh.index(i)))
@@ -342,11 +358,11 @@ class OfflineBrain:
         archive_key = sorted((a.template, a.name, tuple(a.knobs), str(a.score)) for a in ctx.archive)
         rng = self._rng("ideas", ctx.template.name, archive_key)
         taken = {a.name for a in ctx.archive if a.template == ctx.template.name}
-        taken |= {i.name for i in ctx.seed_ideas}
+        seeds = _seeded(ctx, _archive_stats(ctx)[0])[: ctx.num_ideas]
         ideas = _rank(_candidates(ctx, rng), rng)
         for _ in range(max(1, ctx.reflections)):
-            ideas = _reflect(ideas, taken)
-        return _unique_names(_pick(ideas, ctx.num_ideas), taken)
+            ideas = _reflect(ideas, taken | {i.name for i in seeds})
+        return _unique_names(_pick(ideas, ctx.num_ideas, chosen=seeds), taken)
 
     def novelty(self, idea: Idea, hits: list[LiteratureHit]) -> NoveltyDecision:
         queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]

@@ -15,9 +15,23 @@ from pathlib import Path
 
 from pylatexenc.latexencode import UnicodeToLatexEncoder
 
-from agent.analysis import Analysis, Comparison, RunAnalysis, analyze, failure_kind
+from agent.analysis import (
+    CI_LEVEL,
+    JUDGED,
+    Analysis,
+    Comparison,
+    Wording,
+    describe,
+    effect_key,
+    failure_kind,
+    headline,
+    paper_analysis,
+    strongest,
+)
+from agent.brains.offline.task_text import TaskText, task_text
 from agent.models import Edit, FigureNote, PaperContext, Review
 from agent.numbers import fmt, fmt_value, numbers_in
+from agent.paper import figures as figs
 from agent.paper.tables import results_table
 
 # ---------------------------------------------------------------- LaTeX helpers
@@ -54,7 +68,7 @@ PROPER = {"adam", "adamw", "sgd", "gaussian", "fourier", "xavier", "kaiming", "l
 def lower_first(text: str) -> str:
     """Lower-case the first word unless it is a name or an acronym (`Adam`, `DDPM`)."""
     first = text.split()[0] if text.split() else ""
-    if first[1:].islower() and first.lower() not in PROPER:
+    if (first[1:].islower() or first in ("A", "An")) and first.lower() not in PROPER:
         return text[0].lower() + text[1:]
     return text
 
@@ -69,12 +83,6 @@ def cite(keys: list[str]) -> str:
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
-
-
-def analysis_of(ctx: PaperContext) -> Analysis:
-    if ctx.analysis:
-        return Analysis.model_validate(ctx.analysis)
-    return analyze(ctx.template, ctx.baseline, ctx.runs, scale=ctx.scale)
 
 
 def plural(n: int, word: str) -> str:
@@ -108,41 +116,29 @@ def _move(c: Comparison) -> str:
     return "lowered" if c.delta < 0 else "raised"
 
 
-def headline(a: Analysis) -> tuple[RunAnalysis, str, Comparison] | None:
-    """The comparison a summary should lead with: the most significant on the primary metric."""
-    comps = a.comparisons()
-    if not comps:
-        return None
-    sig = [x for x in comps if x[2].verdict != "no_significant_difference"]
-
-    def key(x: tuple[RunAnalysis, str, Comparison]) -> tuple[float, float]:
-        c = x[2]
-        p = c.p_value if c.p_value is not None else (0.0 if c.verdict != "no_significant_difference" else 2.0)
-        return (p, -abs(c.hedges_g or 0.0))
-
-    return min(sig or comps, key=key)
+def _alpha(a: Analysis) -> str:
+    return fmt(a.alpha, trim=True)
 
 
-def _strongest(a: Analysis, verdict: str) -> tuple[RunAnalysis, str, Comparison]:
-    """The most significant comparison with a given verdict (the caller knows one exists)."""
-    pool = [x for x in a.comparisons() if x[2].verdict == verdict]
-    return min(pool, key=lambda x: (x[2].p_value if x[2].p_value is not None else 0.0, -abs(x[2].hedges_g or 0.0)))
+# numbers stay in text mode: `2.94e-7` must not become a subtraction
+LATEX_WORDING = Wording(percent="\\%", delta="$\\Delta$ = ", ci=f"{CI_LEVEL}\\% CI", p="$p$ = ", g="$g$ = ",
+                        against="against", note=esc)
 
 
 def _stat(c: Comparison) -> str:
-    """`0.512 against 0.534 (-4.12\\%, $p$ = 0.0120, $g$ = -1.30)`."""
-    parts = [pct(c.delta_pct) if c.delta_pct is not None else f"$\\Delta$ = {fmt(c.delta)}"]
-    if c.p_value is not None:  # numbers stay in text mode: `2.94e-7` must not become a subtraction
-        parts.append(f"$p$ = {fmt(c.p_value)}")
-    if c.hedges_g is not None:
-        parts.append(f"$g$ = {fmt(c.hedges_g)}")
-    if c.note and c.p_value is None:
-        parts.append(esc(c.note))
-    return f"{fmt(c.run.mean)} against {fmt(c.baseline.mean)} ({', '.join(parts)})"
+    """`0.512 against 0.534 (-4.12\\%, 95\\% CI [-6.01\\%, -2.23\\%], $p$ = 0.0120, $g$ = -1.30)`.
+
+    The interval is Welch's, of the change; $p$ is Holm-adjusted (the method section says so)."""
+    return describe(c, LATEX_WORDING)
 
 
 def _knob_phrase(a: Analysis) -> str:
     return _listing([f"\\texttt{{{esc(k.name)}}}" for k in a.knobs]) or "the studied setting"
+
+
+def _agree(a: Analysis, singular: str, plural_form: str) -> str:
+    """The verb form that agrees with `_knob_phrase`."""
+    return plural_form if len(a.knobs) > 1 else singular
 
 
 def _values(values: list) -> str:
@@ -154,11 +150,19 @@ def _seeds_text(a: Analysis, ctx: PaperContext) -> str:
     return f"{len(seeds)} seeds ({', '.join(str(s) for s in seeds)})"
 
 
+def _task(ctx: PaperContext, a: Analysis) -> TaskText:
+    return task_text(ctx.template, a.setup.scale or ctx.scale, list(a.baseline))
+
+
+def _tt(name: str) -> str:
+    return f"\\texttt{{{esc(name)}}}"
+
+
 # ---------------------------------------------------------------- sections
 
 
 def write_section(ctx: PaperContext, section: str, rng: random.Random) -> str:
-    a = analysis_of(ctx)
+    a = paper_analysis(ctx)
     writers = {
         "title": _title, "abstract": _abstract, "introduction": _introduction,
         "related_work": _related_work, "method": _method, "experimental_setup": _setup,
@@ -170,18 +174,21 @@ def write_section(ctx: PaperContext, section: str, rng: random.Random) -> str:
 
 
 def _title(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
-    title = esc(ctx.idea.title.rstrip(".?") + ("?" if ctx.idea.title.endswith("?") else ""))
-    if a.verdict == "null":
-        return title + rng.choice([": A Null Result", " (No Measurable Effect)", ": Mostly Noise"])
+    question = ctx.idea.title.endswith("?")
+    title = esc(ctx.idea.title.rstrip(".?") + ("?" if question else ""))
+    if a.verdict == "null":  # after a question mark, only a parenthesis reads well
+        return title + rng.choice([" (No Measurable Effect)", " (A Null Result)"] if question
+                                  else [": A Null Result", " (No Measurable Effect)", ": Mostly Noise"])
     if a.verdict == "mixed":
-        return title + rng.choice([": It Depends", " (Mixed Evidence)"])
+        return title + rng.choice([" (Mixed Evidence)"] if question else [": It Depends", " (Mixed Evidence)"])
     if a.verdict == "inconclusive":
         return title + " (Inconclusive: No Run Finished)"
     return title
 
 
 def _verdict_sentence(a: Analysis, rng: random.Random) -> str:
-    """The main finding in one or two sentences, with its numbers."""
+    """The main finding in one or two sentences, with its numbers: the largest significant
+    effect (Holm-corrected), or the largest apparent change of a null result."""
     h = headline(a)
     metric = _metric(a, a.primary_metric)
     if h is None:
@@ -190,38 +197,41 @@ def _verdict_sentence(a: Analysis, rng: random.Random) -> str:
     if a.verdict == "null":
         return rng.choice([
             f"No tested setting changed {metric} beyond seed-to-seed variation on any dataset "
-            f"(at $\\alpha = {fmt(a.alpha, trim=True)}$); the largest apparent change, {esc(r.label)} on "
-            f"\\texttt{{{esc(ds)}}}, was {_stat(c)}.",
-            f"The answer is negative: at $\\alpha = {fmt(a.alpha, trim=True)}$ none of the settings differs from the "
-            f"baseline in {metric}. The closest call was {esc(r.label)} on \\texttt{{{esc(ds)}}}: {_stat(c)}.",
+            f"(Holm-corrected, $\\alpha = {_alpha(a)}$); the largest apparent change, {esc(r.label)} on "
+            f"{_tt(ds)}, was {_stat(c)}.",
+            f"The answer is negative: after Holm correction at $\\alpha = {_alpha(a)}$, none of the settings can "
+            f"be told apart from the baseline in {metric}. The largest apparent change was {esc(r.label)} on "
+            f"{_tt(ds)}: {_stat(c)}.",
         ])
     if a.verdict == "mixed":
-        up, down = _strongest(a, "better"), _strongest(a, "worse")
+        up, down = strongest(a, "better"), strongest(a, "worse")
+        assert up is not None and down is not None  # a mixed verdict has both
         n_up = sum(x.verdict == "better" for _, _, x in a.comparisons())
         n_down = sum(x.verdict == "worse" for _, _, x in a.comparisons())
-        return (f"The picture is mixed: {n_up} comparison{'s' if n_up != 1 else ''} improved {metric} and "
-                f"{n_down} made it worse. The clearest gain was {esc(up[0].label)} on \\texttt{{{esc(up[1])}}} "
-                f"({_stat(up[2])}); the clearest loss was {esc(down[0].label)} on \\texttt{{{esc(down[1])}}} "
-                f"({_stat(down[2])}).")
+        return (f"The picture is mixed: after Holm correction, {n_up} comparison{'s' if n_up != 1 else ''} "
+                f"improved {metric} and {n_down} made it worse. The largest significant gain was "
+                f"{esc(up[0].label)} on {_tt(up[1])} ({_stat(up[2])}); the largest significant loss was "
+                f"{esc(down[0].label)} on {_tt(down[1])} ({_stat(down[2])}).")
     verb = "improved" if c.verdict == "better" else "degraded"
-    lead = f"Setting {esc(r.label)} {verb} {metric} on \\texttt{{{esc(ds)}}}: {_stat(c)}."
-    n_sig = sum(x.verdict != "no_significant_difference" for _, _, x in a.comparisons())
+    lead = f"Setting {esc(r.label)} {verb} {metric} on {_tt(ds)}: {_stat(c)}, the largest significant effect."
+    n_sig = sum(x.judged for _, _, x in a.comparisons())
     n_all = len(a.comparisons())
-    return lead + (f" In total {n_sig} of {n_all} comparisons on {metric} were significant, all in the "
-                   f"same direction.")
+    return lead + (f" In total {n_sig} of {n_all} comparisons on {metric} were significant after Holm "
+                   f"correction, all in the same direction.")
 
 
 def _abstract(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     metric = _metric(a, a.primary_metric)
     opener = rng.choice([
-        f"We ask whether {_knob_phrase(a)} matters for {metric} in {esc(lower_first(a.setup.title.rstrip('.')))}.",
+        f"We ask whether {_knob_phrase(a)} {_agree(a, 'matters', 'matter')} for {metric} in {esc(lower_first(a.setup.title.rstrip('.')))}.",
         f"This paper tests one narrow question about {esc(lower_first(a.setup.title.rstrip('.')))}: does changing "
         f"{_knob_phrase(a)} move {metric} ({_better_word(a)})?",
     ])
-    datasets = _listing([f"\\texttt{{{esc(d)}}}" for d in a.baseline])
+    datasets = _listing([_tt(d) for d in a.baseline])
     design = (f"We ran {plural(a.n_runs, 'setting')} against the default configuration, each with "
               f"{_seeds_text(a, ctx)} on {a.n_datasets} dataset{'s' if a.n_datasets != 1 else ''} "
-              f"({datasets}), and compared them with Welch t-tests and {a.ci_level}\\% confidence intervals.")
+              f"({datasets}), and compared them with Welch t-tests, Holm-corrected across the comparisons of "
+              f"each metric, and {a.ci_level}\\% confidence intervals.")
     closer = ("The experiments, the statistics and this text were produced by the offline brain of "
               "AI Scientist, without a language model.")
     return " ".join([opener, design, _verdict_sentence(a, rng), closer])
@@ -241,7 +251,7 @@ def _bib_titles(ctx: PaperContext) -> dict[str, str]:
 
 def _introduction(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     keys = ctx.bib_keys[:2]
-    task = re.split(r"(?<=[.!?])\s+", a.setup.description.strip(), maxsplit=1)[0]
+    task = _task(ctx, a).lead or f"We study {lower_first(a.setup.title.rstrip('.'))}."
     knob_lines = []
     for k in a.knobs:
         knob_lines.append(f"\\texttt{{{esc(k.name)}}} ({esc(k.description.rstrip('.')) or 'a template knob'}; "
@@ -255,7 +265,7 @@ def _introduction(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
         f"a controlled sweep of {_knob_phrase(a)} over {plural(a.n_runs, 'setting')}, each repeated over "
         f"{_seeds_text(a, ctx)} on {a.n_datasets} dataset{'s' if a.n_datasets != 1 else ''};",
         f"per-setting means with {a.ci_level}\\% confidence intervals, Welch t-tests against the baseline "
-        f"and Hedges' $g$ effect sizes, for every metric;",
+        f"with Holm's correction for multiple comparisons, and Hedges' $g$ effect sizes, for every metric;",
         {"effect": "evidence of a consistent effect on the primary metric, summarised below;",
          "null": "a clear null result: no setting moves the primary metric beyond seed noise;",
          "mixed": "evidence that the effect depends on the setting and the dataset;",
@@ -296,7 +306,7 @@ def _related_work(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
 
 
 def _method(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
-    task = esc(a.setup.description.strip())
+    source = " ".join(esc(s) for s in _task(ctx, a).method)
     knob_par = []
     for k in a.knobs:
         how = ("a command-line flag of the experiment script" if k.via == "flag"
@@ -311,33 +321,47 @@ def _method(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
               if len(a.knobs) <= 1 else
               "The runs form a small grid: each knob alone, then both together, so that an interaction "
               "shows up as a joint effect that differs from the two single effects.")
+    unjudged = [_tt(m.name) for m in a.setup.metrics if m.direction == "none"]
     stats = (
         f"For every run, dataset and metric we average the per-seed values and report the mean, its "
         f"standard error and a {a.ci_level}\\% confidence interval from the $t$ distribution. Each run is "
-        f"compared with the baseline by a two-sided Welch $t$-test (unequal variances) at "
-        f"$\\alpha = {fmt(a.alpha, trim=True)}$, and by Hedges' $g$, the standardised mean difference corrected for small "
-        f"samples. A difference counts as better or worse only when it is significant, and the direction "
-        f"of ``better'' follows the metric ({_metric(a, a.primary_metric)}: {_better_word(a)}). "
-        "The idea shows an effect when all significant comparisons on the primary metric agree in direction, "
-        "a mixed result when they disagree, and a null result when none is significant."
+        f"compared with the baseline by a two-sided Welch $t$-test (unequal variances), with a Welch "
+        f"{a.ci_level}\\% confidence interval for the change, and by Hedges' $g$, the standardised mean difference "
+        f"corrected for small samples. The comparisons on one metric (every run on every dataset) are one "
+        f"family: their $p$-values are adjusted together by Holm's step-down method, and every $p$-value this "
+        f"paper prints is the adjusted one. The intervals are per comparison and not adjusted, so an interval "
+        f"may exclude zero where the corrected test does not. A difference counts as better or worse only when "
+        f"its adjusted $p$-value is below $\\alpha = {_alpha(a)}$, and the direction of ``better'' follows the metric "
+        f"({_metric(a, a.primary_metric)}: {_better_word(a)}). A comparison whose two groups have zero variance "
+        f"admits no test: it is reported and not counted. "
+        + (f"{_listing(unjudged)} {'has' if len(unjudged) == 1 else 'have'} no better direction and "
+           f"{'is' if len(unjudged) == 1 else 'are'} reported, never judged. " if unjudged else "")
+        + "The idea shows an effect when all significant comparisons on the primary metric agree in direction, "
+        "a mixed result when they disagree, and a null result when none is significant; a setting is called "
+        "best only when it is significantly better than the baseline."
     )
-    return f"{task}\n\n" + " ".join(knob_par) + f" {design}\n\n{stats}"
+    return (f"{source}\n\n" if source else "") + " ".join(knob_par) + f" {design}\n\n{stats}"
+
+
+GOAL_WORD = {"minimize": "minimized", "maximize": "maximized", "none": "reported, not judged"}
 
 
 def _setup(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     scale = esc(a.setup.scale or ctx.scale)
     scale_desc = f" ({esc(a.setup.scale_description.rstrip('.'))})" if a.setup.scale_description else ""
+    scale_notes = "".join(f" {esc(s)}" for s in _task(ctx, a).scale)
     limit = (f" inside a sandbox with a wall-clock limit of {a.setup.timeout_s}~s per call"
              if a.setup.timeout_s else " inside a sandbox")
     metrics = []
     for m in a.setup.metrics:
         role = "primary, " if m.primary else ""
+        unit = f", in {esc(m.unit)}" if m.unit else ""
         desc = f": {esc(m.description.rstrip('.'))}" if m.description else ""
-        metrics.append(f"\\texttt{{{esc(m.name)}}} ({role}{m.direction}d{desc})")
-    datasets = _listing([f"\\texttt{{{esc(d)}}}" for d in a.baseline])
+        metrics.append(f"{_tt(m.name)} ({role}{GOAL_WORD[m.direction]}{unit}{desc})")
+    datasets = _listing([_tt(d) for d in a.baseline])
     failed = a.n_runs - a.n_ok
     return (
-        f"All experiments use the \\texttt{{{scale}}} scale of the template{scale_desc}. "
+        f"All experiments use the \\texttt{{{scale}}} scale of the template{scale_desc}.{scale_notes} "
         f"Every call of the experiment script trains and evaluates on {datasets} with {_seeds_text(a, ctx)}"
         f"{limit}. The baseline is the unchanged template; the study adds {plural(a.n_runs, 'run')}, of which "
         f"{a.n_ok} finished" + (f" and {failed} failed" if failed else "") + ".\n\n"
@@ -352,8 +376,8 @@ def _booktabs(ctx: PaperContext) -> bool:
     return "booktabs" in _latex_preamble(ctx)
 
 
-def _verdict_cell(c: Comparison) -> str:
-    return {"better": "better", "worse": "worse", "no_significant_difference": "n.s."}[c.verdict]
+VERDICT_CELL = {"better": "better", "worse": "worse", "no_significant_difference": "n.s.",
+                "untestable": "no test", "not_judged": "--"}
 
 
 def primary_table(ctx: PaperContext, a: Analysis) -> str:
@@ -365,19 +389,20 @@ def primary_table(ctx: PaperContext, a: Analysis) -> str:
             continue
         se = f" $\\pm$ {fmt(base.stderr)}" if base.stderr is not None else ""
         ci = f"[{fmt(base.ci_low)}, {fmt(base.ci_high)}]" if base.ci_low is not None else "n/a"
-        rows = [[f"\\texttt{{{esc(ds)}}}", esc(a.baseline_label), f"{fmt(base.mean)}{se}", ci, "--", "--", "--", "--"]]
+        rows = [[_tt(ds), esc(a.baseline_label), f"{fmt(base.mean)}{se}", ci, "--", "--", "--", "--"]]
         for r in a.runs:
             c = r.datasets.get(ds, {}).get(a.primary_metric)
             if not r.ok or c is None:
                 continue
             se = f" $\\pm$ {fmt(c.run.stderr)}" if c.run.stderr is not None else ""
             ci = f"[{fmt(c.run.ci_low)}, {fmt(c.run.ci_high)}]" if c.run.ci_low is not None else "n/a"
-            rows.append(["", esc(r.label), f"{fmt(c.run.mean)}{se}", ci, pct(c.delta_pct), fmt(c.p_value),
-                         fmt(c.hedges_g), _verdict_cell(c)])
+            rows.append(["", esc(r.label), f"{fmt(c.run.mean)}{se}", ci, pct(c.delta_pct), fmt(c.p_adjusted),
+                         fmt(c.hedges_g), VERDICT_CELL[c.verdict]])
         groups.append(rows)
-    caption = (f"{metric} ({_better_word(a)}) per setting: mean $\\pm$ standard error over seeds, "
-               f"{a.ci_level}\\% confidence interval, change against the baseline, Welch $p$-value, Hedges' $g$ "
-               f"and the verdict at $\\alpha = {fmt(a.alpha, trim=True)}$.")
+    unit = next((f", {esc(m.unit)}" for m in a.setup.metrics if m.primary and m.unit), "")
+    caption = (f"{metric} ({_better_word(a)}{unit}) per setting: mean $\\pm$ standard error over seeds, "
+               f"{a.ci_level}\\% confidence interval, change against the baseline, Holm-adjusted Welch $p$-value, "
+               f"Hedges' $g$ and the verdict at $\\alpha = {_alpha(a)}$ (no test: zero variance in both groups).")
     header = ["Dataset", "Setting", "Mean $\\pm$ SE", f"{a.ci_level}\\% CI", "$\\Delta$", "$p$", "$g$", "Verdict"]
     return results_table(header, groups, caption, "tab:primary", booktabs=_booktabs(ctx))
 
@@ -390,25 +415,58 @@ def secondary_table(ctx: PaperContext, a: Analysis) -> str:
         comps = a.comparisons(m.name)
         if not comps:
             continue
-        nb = sum(c.verdict == "better" for _, _, c in comps)
-        nw = sum(c.verdict == "worse" for _, _, c in comps)
-        r, ds, c = max(comps, key=lambda x: abs(x[2].delta_pct or 0.0))
-        rows.append([f"\\texttt{{{esc(m.name)}}}", m.direction, str(nb), str(nw), str(len(comps) - nb - nw),
-                     f"{esc(r.label)} on \\texttt{{{esc(ds)}}}: {pct(c.delta_pct)} ($p$ = {fmt(c.p_value)})"])
+        r, ds, c = max(comps, key=lambda x: effect_key(x[2]))
+        largest = f"{esc(r.label)} on {_tt(ds)}: {pct(c.delta_pct)} ($p$ = {fmt(c.p_adjusted)})"
+        if m.direction == "none":
+            rows.append([_tt(m.name), "not judged", "--", "--", "--", "--", largest])
+            continue
+        counts = [sum(c.verdict == v for _, _, c in comps) for v in ("better", "worse", "no_significant_difference",
+                                                                      "untestable")]
+        rows.append([_tt(m.name), m.direction, *map(str, counts), largest])
     if not rows:
         return ""
-    caption = ("Secondary metrics: how many run--dataset comparisons were significantly better, worse, or "
-               "not significantly different from the baseline, and the largest relative change.")
-    header = ["Metric", "Goal", "Better", "Worse", "n.s.", "Largest change"]
+    caption = ("Secondary metrics: how many run--dataset comparisons were significantly better or worse than the "
+               "baseline after Holm correction, how many were not significantly different, how many admitted no "
+               "test (zero variance in both groups), and the largest relative change. A metric with no better "
+               "direction is reported, not judged.")
+    header = ["Metric", "Goal", "Better", "Worse", "n.s.", "No test", "Largest change"]
     return results_table(header, [rows], caption, "tab:secondary", booktabs=_booktabs(ctx))
+
+
+def _fig_label(file: str) -> str:
+    return f"fig:{slug(Path(file).stem)}"
 
 
 def _figure(note: FigureNote) -> str:
     return (
         "\\begin{figure}[t]\n\\centering\n"
         f"\\includegraphics[width=0.9\\linewidth]{{{note.file}}}\n"
-        f"\\caption{{{esc(note.caption)}}}\n\\label{{fig:{slug(Path(note.file).stem)}}}\n\\end{{figure}}\n"
+        f"\\caption{{{esc(note.caption)}}}\n\\label{{{_fig_label(note.file)}}}\n\\end{{figure}}\n"
     )
+
+
+FIGURE_OPENERS = ("Figure~\\ref{{{ref}}} shows {shows}", "See Figure~\\ref{{{ref}}} for {shows}",
+                  "Figure~\\ref{{{ref}}} gives {shows}")
+
+
+def _figure_paragraph(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
+    """One sentence per figure, from its declaration (what it shows) and the statistics of the
+    metric it plots; openers rotate so that no two neighbours read alike."""
+    start = rng.randrange(len(FIGURE_OPENERS))
+    out = []
+    for i, note in enumerate(ctx.figures):
+        ref = _fig_label(note.file)
+        fig = ctx.template.figure(note.file)
+        if fig is None:  # described by the brain that drew it
+            out.append(f"Figure~\\ref{{{ref}}}: {esc(note.description)}")
+            continue
+        text = FIGURE_OPENERS[(start + i) % len(FIGURE_OPENERS)].format(ref=ref, shows=esc(fig.shows.rstrip(".")))
+        finding = figs.metric_finding(fig, ctx.template, a)
+        if finding:
+            table = "tab:primary" if fig.metric == a.primary_metric else "tab:secondary"
+            text += f"; {esc(finding)} (Table~\\ref{{{table}}})"
+        out.append(text + ".")
+    return " ".join(out)
 
 
 def _dataset_paragraph(a: Analysis, ds: str, rng: random.Random) -> str:
@@ -416,26 +474,35 @@ def _dataset_paragraph(a: Analysis, ds: str, rng: random.Random) -> str:
     metric = _metric(a, a.primary_metric)
     best = a.best.get(ds)
     if not comps or best is None:
-        return f"On \\texttt{{{esc(ds)}}} no run produced results."
-    sig = [(r, c) for r, c in comps if c.verdict != "no_significant_difference"]
+        return f"On {_tt(ds)} no run produced results."
+    untestable = [r for r, c in comps if c.verdict == "untestable"]
+    no_test = (f" {_listing([esc(r.label) for r in untestable])} differ{'s' if len(untestable) == 1 else ''} from "
+               "the baseline by the same amount on every seed (zero variance), which admits no test, so "
+               f"{'it is' if len(untestable) == 1 else 'they are'} not counted." if untestable else "")
+    sig = [(r, c) for r, c in comps if c.judged]
     if not sig:
-        r, c = min(comps, key=lambda rc: rc[1].p_value if rc[1].p_value is not None else 2.0)
+        r, c = max(comps, key=lambda rc: effect_key(rc[1]))
         return rng.choice([
-            f"On \\texttt{{{esc(ds)}}} every setting stays within noise of the baseline; the smallest "
-            f"$p$-value belongs to {esc(r.label)}, {_stat(c)}.",
-            f"\\texttt{{{esc(ds)}}} shows no significant change in {metric}: the nearest candidate, "
+            f"On {_tt(ds)} no setting can be told apart from the baseline in {metric} after Holm correction; "
+            f"the largest apparent change is {esc(r.label)}, {_stat(c)}.",
+            f"{_tt(ds)} shows no significant change in {metric}: the largest apparent change, "
             f"{esc(r.label)}, reached {_stat(c)}.",
-        ])
+        ]) + no_test
     text = []
-    for r, c in sorted(sig, key=lambda rc: rc[1].p_value if rc[1].p_value is not None else 0.0):
+    for r, c in sorted(sig, key=lambda rc: effect_key(rc[1]), reverse=True):
         word = "an improvement" if c.verdict == "better" else "a degradation"
         text.append(f"{esc(r.label)} {_move(c)} {metric}, {word}: {_stat(c)}")
-    lead = f"On \\texttt{{{esc(ds)}}}, " + "; ".join(text) + "."
-    if best.run == "run_0":
-        lead += " The default configuration remains the best setting here."
+    lead = f"On {_tt(ds)}, " + "; ".join(text) + "."
+    n_better = sum(c.verdict == "better" for _, c in sig)
+    if best.outcome == "improved":
+        lead += (f" The best setting here is {esc(best.label)}." if n_better == 1 else
+                 f" Of these improvements {esc(best.label)} is the largest; the improved settings were not "
+                 "tested against each other.")
+    elif best.outcome == "baseline":
+        lead += " Every change is significantly worse, so the default configuration remains the best setting here."
     else:
-        lead += f" The best setting is {esc(best.label)}."
-    return lead
+        lead += " No setting improved on the baseline; the others could not be told apart from it."
+    return lead + no_test
 
 
 def _failures(a: Analysis) -> str:
@@ -458,8 +525,8 @@ def _results(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     if second:
         body.append("Table~\\ref{tab:secondary} summarises the secondary metrics: what each setting changes "
                     "besides the primary one.\n")
-    for note in ctx.figures:
-        body.append(f"Figure~\\ref{{fig:{slug(Path(note.file).stem)}}} {esc(note.description)}\n")
+    if ctx.figures:
+        body.append(_figure_paragraph(ctx, a, rng) + "\n")
     text = "\n".join(body) + _failures(a) + "\n\n" + primary_table(ctx, a) + "\n" + second
     return text + "\n" + "\n".join(_figure(n) for n in ctx.figures)
 
@@ -468,16 +535,32 @@ def _limitations(ctx: PaperContext, a: Analysis) -> str:
     return (
         f"\\paragraph{{Limitations.}} The evidence comes from {a.n_seeds} seeds per setting at the "
         f"\\texttt{{{esc(a.setup.scale or ctx.scale)}}} scale, so small effects may go undetected and larger "
-        "scales may behave differently. The $p$-values are not corrected for the "
-        f"{len(a.comparisons())} comparisons on the primary metric, so an isolated significant result "
-        "should be read as a lead rather than a finding. Only the declared values of the knobs were tested."
+        f"scales may behave differently. The $p$-values are Holm-corrected across the {len(a.comparisons())} "
+        "comparisons on the primary metric, which guards against a false positive among them but also makes "
+        "small effects harder to detect with few seeds. Only the declared values of the knobs were tested."
     )
 
 
 def _effect_sign(a: Analysis) -> str:
     """'better' or 'worse': the direction of every significant primary comparison (effect)."""
-    signs = {c.verdict for _, _, c in a.comparisons()} - {"no_significant_difference"}
+    signs = {c.verdict for _, _, c in a.comparisons()} & set(JUDGED)
     return "better" if signs == {"better"} else "worse"
+
+
+def _best_text(a: Analysis) -> str:
+    """What may be called best on each dataset, as the corrected statistics allow."""
+    improved = [f"{esc(b.label)} on {_tt(ds)}" for ds, b in a.best.items() if b.outcome == "improved"]
+    kept = [_tt(ds) for ds, b in a.best.items() if b.outcome == "baseline"]
+    tied = [_tt(ds) for ds, b in a.best.items() if b.outcome == "undecided"]
+    out = []
+    if improved:
+        out.append(f"The largest significant improvements over the default were {_listing(improved)}.")
+    if kept:
+        out.append(f"On {_listing(kept)} every change was significantly worse, so the default is best there.")
+    if tied:
+        out.append(f"On {_listing(tied)} no setting improved significantly on the default; the settings that did "
+                   "not do significantly worse could not be told apart from it.")
+    return " ".join(out)
 
 
 def _conclusion(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
@@ -486,64 +569,39 @@ def _conclusion(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
     summary = {
         "effect": rng.choice([
             f"Changing {knobs} has a measurable and consistent effect on {metric}: every significant change "
-            + ("improved it." if _effect_sign(a) == "better" else "made it worse, so the default is the best "
-               "value we tested."),
-            f"{knobs[0].upper() + knobs[1:]} matters for {metric}: the significant changes all point the same way, "
+            + ("improved it." if _effect_sign(a) == "better" else "made it worse, so no tested value beat the "
+               "default."),
+            f"{knobs[0].upper() + knobs[1:]} {_agree(a, 'matters', 'matter')} for {metric}: the significant changes all point the same way, "
             + ("towards improvement." if _effect_sign(a) == "better" else "against moving away from the default."),
         ]),
         "null": rng.choice([
-            f"Within the tested values, {knobs} does not measurably change {metric}; the default is as good as "
-            "any alternative we tried.",
+            f"Within the tested values, {knobs} {_agree(a, 'does', 'do')} not measurably change {metric}; no alternative we tried "
+            "could be told apart from the default.",
             f"We found no effect of {knobs} on {metric} beyond seed-to-seed variation. This null result is "
-            "informative: the knob can be set for convenience or cost within the tested range.",
+            f"informative: within the tested range the {_agree(a, 'knob', 'knobs')} can be set for convenience or cost, as far as "
+            "these seeds can tell.",
         ]),
         "mixed": (f"The effect of {knobs} on {metric} depends on the value and the dataset, so no single "
                   "setting can be recommended from these runs."),
-        "inconclusive": (f"No run of the sweep finished, so this study cannot say whether {knobs} matters for "
+        "inconclusive": (f"No run of the sweep finished, so this study cannot say whether {knobs} "
+                         f"{_agree(a, 'matters', 'matter')} for "
                          f"{metric}; the failures above are its only result."),
     }[a.verdict]
-    best = [f"{esc(b.label)} on \\texttt{{{esc(ds)}}}" for ds, b in a.best.items() if b.run != "run_0"]
-    best_text = (f" The best settings found were {_listing(best)}." if best
-                 else " The default configuration was never beaten on the primary metric.")
-    future = ("A natural next step is a finer sweep around the best value and a test of its interaction "
-              "with another knob, at a larger scale and with more seeds.")
-    return f"{summary}{best_text} {future}\n\n{_limitations(ctx, a)}"
+    best = _best_text(a) if a.verdict != "inconclusive" else ""
+    future = ("A natural next step is a finer sweep around the improved values and a test of their interaction "
+              "with another knob, on fresh seeds and at a larger scale."
+              if any(b.outcome == "improved" for b in a.best.values()) else
+              "A natural next step is more seeds, which narrow the intervals, and a larger scale.")
+    return f"{summary} {best} {future}".replace("  ", " ") + f"\n\n{_limitations(ctx, a)}"
 
 
 # ---------------------------------------------------------------- figures
 
 
 def describe_figures(ctx: PaperContext, files: list[str]) -> list[FigureNote]:
-    a = analysis_of(ctx)
-    metrics = sorted((m.name for m in a.setup.metrics), key=len, reverse=True)
-    out = []
-    for file in files:
-        stem = Path(file).stem.lower()
-        metric = next((m for m in metrics if m.lower() in stem), None)
-        ds = next((d for d in a.baseline if d.lower() in stem), None)
-        out.append(_note(a, file, stem, metric, ds))
-    return out
-
-
-def _note(a: Analysis, file: str, stem: str, metric: str | None, ds: str | None) -> FigureNote:
-    where = f" on {ds}" if ds else " on every dataset"
-    n_settings = a.n_ok + 1
-    if any(w in stem for w in ("sample", "scatter", "generated", "points")):
-        return FigureNote(file=file, caption=f"Generated samples{where} for the baseline and the tested settings.",
-                          description=f"shows generated samples{where} for the baseline and each finished setting, "
-                                      "for a visual check of the numbers in the tables.")
-    if any(w in stem for w in ("curve", "train", "history", "step")):
-        name = metric or "the training loss"
-        return FigureNote(file=file, caption=f"Training curves of {name}{where}, one line per setting.",
-                          description=f"traces {name} during training{where} for the {n_settings} settings "
-                                      "(baseline included), showing when the settings separate.")
-    name = metric or a.primary_metric
-    text = f"compares {name}{where} across the {n_settings} settings, with standard-error bars over seeds"
-    best = a.best.get(ds) if ds else None
-    if best is not None and name == a.primary_metric:
-        text += f"; the best is {best.label} at {fmt(best.mean)}"
-    return FigureNote(file=file, caption=f"{name} per setting{where} (mean and standard error over seeds).",
-                      description=text + ".")
+    """Notes for the figures template.toml declares; an undeclared file gets none, since what it
+    shows cannot be known from its name."""
+    return figs.declared_notes(ctx.template, paper_analysis(ctx), files)
 
 
 # ---------------------------------------------------------------- repairs
@@ -664,7 +722,7 @@ def drop_numbers(text: str, bad: list[str]) -> str:
 def revise(ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:
     """Answer the weaknesses the offline writer can act on: limitations, statistics, seeds,
     figures and references. Other weaknesses are left for the next study, not papered over."""
-    a = analysis_of(ctx)
+    a = paper_analysis(ctx)
     asks = " ".join(review.weaknesses + review.questions + review.limitations).lower()
     out = dict(sections)
     whole = " ".join(sections.values()).lower()
@@ -672,7 +730,8 @@ def revise(ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[
         out["conclusion"] = out["conclusion"].rstrip() + "\n\n" + _limitations(ctx, a) + "\n"
     if any(w in asks for w in ("confidence", "significan", "statistic", "p-value", "error bar", "variance")):
         add = (f"All intervals are {a.ci_level}\\% confidence intervals from the $t$ distribution over seeds, and "
-               f"all tests are two-sided Welch $t$-tests at $\\alpha = {fmt(a.alpha, trim=True)}$.")
+               f"all tests are two-sided Welch $t$-tests at $\\alpha = {fmt(a.alpha, trim=True)}$, Holm-corrected "
+               "within each metric.")
         if "results" in out and add not in out["results"]:
             out["results"] = add + " " + out["results"]
     if "seed" in asks and "experimental_setup" in out and "seeds" not in out["experimental_setup"]:

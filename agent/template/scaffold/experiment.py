@@ -3,6 +3,9 @@
 Smoke (CPU, seconds):  python experiment.py --out_dir run_0 --scale smoke
 Full:                  python experiment.py --out_dir run_0 --scale full
 
+Writes run_0/final_info.json (the results), run_0/config.json (every setting, knobs included)
+and run_0/log.txt (one progress line every LOG_EVERY steps).
+
 Replace the model and data with your own; keep the command line and final_info.json.
 """
 
@@ -16,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 INIT = "spread"  # how component means start: "spread" over the data range or "random"
+LOG_EVERY = 50  # steps between progress lines in log.txt
 
 
 @dataclass
@@ -44,7 +48,7 @@ def nll(x: torch.Tensor, logits, mu, log_sd) -> torch.Tensor:
     return -(torch.logsumexp(comp + torch.log_softmax(logits, 0), dim=1)).mean()
 
 
-def fit(cfg: Config, name: str, seed: int) -> dict[str, float]:
+def fit(cfg: Config, name: str, seed: int, log) -> dict[str, float]:
     gen = torch.Generator().manual_seed(seed)
     train, test = sample(name, cfg.n_train, gen), sample(name, cfg.n_test, gen)
     k = cfg.num_components
@@ -52,11 +56,14 @@ def fit(cfg: Config, name: str, seed: int) -> dict[str, float]:
     params = [torch.zeros(k, requires_grad=True), mu0.clone().requires_grad_(True), torch.zeros(k, requires_grad=True)]
     opt = torch.optim.Adam(params, lr=cfg.learning_rate)
     start = time.time()
-    for _ in range(cfg.steps):
+    for step in range(1, cfg.steps + 1):
         opt.zero_grad()
         loss = nll(train, *params)
         loss.backward()
         opt.step()
+        if step % LOG_EVERY == 0 or step == cfg.steps:
+            log.write(f"dataset={name} seed={seed} step={step} train_nll={loss.item():.4f}\n")
+            log.flush()
     with torch.no_grad():
         return {"test_nll": nll(test, *params).item(), "train_nll": loss.item(), "train_time": time.time() - start}
 
@@ -70,7 +77,7 @@ def summarize(per_seed: dict[str, list[float]]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--out_dir", required=True)
+    p.add_argument("--out_dir", default="run_0")
     p.add_argument("--scale", default="smoke", choices=SCALES)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--datasets", default=",".join(DATASETS))
@@ -83,7 +90,7 @@ def main() -> None:
     results = {}
     with open(os.path.join(args.out_dir, "log.txt"), "w") as log:
         for name in args.datasets.split(","):
-            runs = [fit(cfg, name, s) for s in seeds]
+            runs = [fit(cfg, name, s, log) for s in seeds]
             results[name] = summarize({m: [r[m] for r in runs] for m in runs[0]})
             log.write(f"{name}: test_nll {results[name]['means']['test_nll']:.4f}\n")
     with open(os.path.join(args.out_dir, "config.json"), "w") as f:

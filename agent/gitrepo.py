@@ -1,4 +1,5 @@
-"""An idea's git history: one commit per attempt, kept out of the sandbox's reach, run hardened.
+"""git, run hardened: an idea's history (one commit per attempt, out of the sandbox's reach), and
+the archive's bundles of it.
 
 The work tree is the idea's folder, which sandboxed code writes. The git dir is elsewhere (in
 the idea's state folder, which no sandbox binds), so code under test can plant neither a hook
@@ -69,11 +70,11 @@ class IdeaRepo:
         self.git_dir, self.work_tree = Path(git_dir).resolve(), Path(work_tree).resolve()
         self._git = git.Git(self.work_tree)
 
-    def _execute(self, args: tuple[str, ...], binary: bool, work_tree: Path | None = None,
-                 index: Path | None = None) -> tuple[int, str | bytes, str]:
+    def _execute(self, args: tuple[str, ...], binary: bool, allow: dict[str, str] | None = None,
+                 work_tree: Path | None = None, index: Path | None = None) -> tuple[int, str | bytes, str]:
         tree = Path(work_tree).resolve() if work_tree else self.work_tree
         argv = ["git"]
-        for key, value in _HARDENING.items():
+        for key, value in {**_HARDENING, **(allow or {})}.items():
             argv += ["-c", f"{key}={value}"]
         argv += [f"--git-dir={self.git_dir}", f"--work-tree={tree}", *args]
         env = {**_ENV, "GIT_DIR": str(self.git_dir), "GIT_WORK_TREE": str(tree)}
@@ -88,7 +89,7 @@ class IdeaRepo:
             index: Path | None = None) -> str | bytes:
         """One hardened git command (in another work tree, through another index, if given); its
         stdout, or GitCommandError."""
-        status, out, err = self._execute(args, binary, work_tree, index)
+        status, out, err = self._execute(args, binary, work_tree=work_tree, index=index)
         if status != 0:
             raise git.GitCommandError(["git", *args], status, err)
         return out
@@ -128,6 +129,14 @@ class IdeaRepo:
     def show(self, rev: str, path: str) -> bytes:
         """A file as it is at `rev`."""
         return bytes(self.run("show", f"{rev}:{path}", binary=True))
+
+    def fetch_bundle(self, bundle: Path, refspec: str) -> None:
+        """Fetch from a bundle the archive made (a file, so the file transport is let through for
+        this command alone; no other transport ever is)."""
+        status, _, err = self._execute(("fetch", "--quiet", "--no-tags", str(bundle), refspec), False,
+                                       {"protocol.file.allow": "always"})
+        if status != 0:
+            raise git.GitCommandError(["git", "fetch", str(bundle)], status, err)
 
     def bundle(self, dest: Path) -> Path:
         """A git bundle of the whole history, for the archive."""
