@@ -40,7 +40,8 @@ class RunSettings(BaseModel):
     search: Literal["tree", "linear"] = Field(
         default="tree", description="tree: best-first search over code states, confirmed on fresh seeds; "
         "linear: up to --max-runs runs in a line (no confirmation)")
-    search_budget: int = Field(default=12, ge=3, le=500,
+    # 8: about the compute of --max-runs 5, since screening runs use one seed in three
+    search_budget: int = Field(default=8, ge=3, le=500,
                                description="Runs per idea with --search tree, the two confirmation runs included")
     parallel_runs: int = Field(default=1, ge=1, le=64, description="Runs of one idea's search at once")
     search_minutes: float | None = Field(

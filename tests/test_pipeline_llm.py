@@ -113,7 +113,8 @@ class Lab:
     def run(self, srv: LoopbackLLM, *extra: str, max_runs: int = 2, reviewers: int = 2) -> subprocess.CompletedProcess:
         return self.cli(
             "run", "--template", str(self.template), "--model", MODEL, "--base-url", srv.url,
-            "--num-ideas", "1", "--search", "linear", "--max-runs", str(max_runs), "--reviewers", str(reviewers),
+            "--num-ideas", "1", "--search", "linear", "--max-runs", str(max_runs),
+            "--reviewers", str(reviewers),
             "--literature", "offline", *extra,
         )
 

@@ -42,14 +42,18 @@ ARGS = ("--num-ideas", "1", "--reviewers", "1", "--search", "tree", "--search-bu
 
 
 def trees(run_dir: Path) -> dict[str, SearchTree]:
-    return {p.parent.name.removesuffix(".state"): SearchTree.model_validate_json(p.read_text())
-            for p in run_dir.glob("*.state/search.json")}
+    return {
+        p.parent.name.removesuffix(".state"): SearchTree.model_validate_json(p.read_text())
+        for p in run_dir.glob("*.state/search.json")
+    }
 
 
 def shape(tree: SearchTree) -> list[tuple]:
     """What the search decided, node by node (not when, nor the commits' timestamps)."""
-    return [(n.id, n.parent, n.kind, n.stage, n.seeds, sorted(n.settings.items()), n.buggy, n.halving)
-            for n in tree.nodes]
+    return [
+        (n.id, n.parent, n.kind, n.stage, n.seeds, sorted(n.settings.items()), n.buggy, n.halving)
+        for n in tree.nodes
+    ]
 
 
 def sandbox_names(run_dir: Path) -> Counter:
@@ -57,8 +61,12 @@ def sandbox_names(run_dir: Path) -> Counter:
 
 
 def git(run_dir: Path, idea: str, *args: str) -> str:
-    return subprocess.run(["git", f"--git-dir={run_dir / f'{idea}.state' / 'git'}", *args], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["git", f"--git-dir={run_dir / f'{idea}.state' / 'git'}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +118,17 @@ def test_the_offline_search_ends_in_a_paper_on_confirmed_runs(reference: tuple[P
     parser.feed(page)
     assert parser.found == [], "the tree view runs under the strict CSP"
     search = json.loads((folder / "search.json").read_text())
-    assert any(n["diff"] for n in search["nodes"]) and all(n["log_tail"] for n in search["nodes"][1:])
+    edited = {n.id for n in tree.nodes if n.plan.edits and n.kind != "replicate"}
+    assert all(bool(n["diff"]) == (n["id"] in edited) for n in search["nodes"]), "a diff for code changes only"
+    assert all(n["log_tail"] for n in search["nodes"][1:]), "every node that ran shows its log"
 
     status = cli("status", cwd=tmp, env={**env, "COLUMNS": "200"})
     assert status.returncode == 0 and f"{len(tree.nodes) - 1}/{BUDGET} nodes" in status.stdout, status.stdout
 
 
-def test_kill_mid_search_then_resume_gives_the_same_tree(tmp_path: Path, reference: tuple[Path, dict, Path]) -> None:
+def test_kill_mid_search_then_resume_gives_the_same_tree(
+    tmp_path: Path, reference: tuple[Path, dict, Path]
+) -> None:
     [expected] = trees(reference[2]).values()
     template, env = workspace(tmp_path)
     proc = start_run(tmp_path, env, "--template", str(template), *ARGS)
@@ -130,7 +142,9 @@ def test_kill_mid_search_then_resume_gives_the_same_tree(tmp_path: Path, referen
                     return True
         return False
 
-    wait_for(lambda: (tmp_path / "experiments").is_dir() and mid_search(), proc, what="a node running mid-search")
+    wait_for(
+        lambda: (tmp_path / "experiments").is_dir() and mid_search(), proc, what="a node running mid-search"
+    )
     kill_group(proc)
     run_dir = only_run(tmp_path)
     assert not leftover_processes(str(tmp_path)), "the sandboxed node died with the run"
@@ -143,24 +157,50 @@ def test_kill_mid_search_then_resume_gives_the_same_tree(tmp_path: Path, referen
     assert shape(after) == shape(expected), "the resumed tree is the one an uninterrupted run grows"
     ran = {"commit", "seeds", "args", "results", "buggy", "started", "finished", "wall_s"}
     for i, n in finished.items():
-        assert after.nodes[i].model_dump(include=ran) == n.model_dump(include=ran), f"n{i} was kept as it finished"
+        assert after.nodes[i].model_dump(include=ran) == n.model_dump(include=ran), (
+            f"n{i} was kept as it finished"
+        )
     runs = sandbox_names(run_dir)
     names = {f"n{n.id}" for n in after.nodes[1:] if n.started is not None}
-    assert {name: runs[name] for name in names} == dict.fromkeys(names, 1), "every node ran once: none lost, none rerun"
+    assert {name: runs[name] for name in names} == dict.fromkeys(names, 1), (
+        "every node ran once: none lost, none rerun"
+    )
     assert len(archived(tmp_path, env)) == 1
 
 
 def test_parallel_expansion_on_a_local_ray_cluster(tmp_path: Path) -> None:
     template, env = workspace(tmp_path)
-    res = cli("run", "--template", str(template), "--num-ideas", "1", "--reviewers", "1", "--search", "tree",
-              "--search-budget", "6", "--parallel-runs", "2", "--executor", "ray", cwd=tmp_path,
-              env={**env, "RAY_ADDRESS": ""})
+    res = cli(
+        "run",
+        "--template",
+        str(template),
+        "--num-ideas",
+        "1",
+        "--reviewers",
+        "1",
+        "--search",
+        "tree",
+        "--search-budget",
+        "6",
+        "--parallel-runs",
+        "2",
+        "--executor",
+        "ray",
+        cwd=tmp_path,
+        env={**env, "RAY_ADDRESS": ""},
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     [tree] = trees(only_run(tmp_path)).values()
     ran = [n for n in tree.nodes[1:] if n.started is not None]
-    assert ran and all(n.results is not None or n.buggy for n in ran), "results came back from the Ray workers"
-    overlapping = [(a.id, b.id) for a in ran for b in ran
-                   if a.id < b.id and a.started < b.finished and b.started < a.finished]
+    assert ran and all(n.results is not None or n.buggy for n in ran), (
+        "results came back from the Ray workers"
+    )
+    overlapping = [
+        (a.id, b.id)
+        for a in ran
+        for b in ran
+        if a.id < b.id and a.started < b.finished and b.started < a.finished
+    ]
     assert overlapping, "two nodes were expanded at once"
     assert len(archived(tmp_path, env)) == 1
 
@@ -169,13 +209,37 @@ def test_the_llm_brain_debugs_its_own_crashing_draft(tmp_path: Path) -> None:
     template = write_toy_template(tmp_path / "templates")
     (template / "plot.py").write_text(PLOT_PY)
     answers = ScriptedBrainAnswers(load_template(str(template)))
-    env = {"AI_SCIENTIST_API_KEY": "sk-test", "OPENAI_API_KEY": "", "AI_SCIENTIST_EXPERIMENTS": str(tmp_path / "experiments"),
-           "AI_SCIENTIST_ARCHIVE": str(tmp_path / "archive"), "AI_SCIENTIST_SEARCH_DEBUG_PROB": "1"}
+    env = {
+        "AI_SCIENTIST_API_KEY": "sk-test",
+        "OPENAI_API_KEY": "",
+        "AI_SCIENTIST_EXPERIMENTS": str(tmp_path / "experiments"),
+        "AI_SCIENTIST_ARCHIVE": str(tmp_path / "archive"),
+        "AI_SCIENTIST_SEARCH_DEBUG_PROB": "1",
+    }
     with LoopbackLLM(default=answers) as srv:
         srv.add("expand:draft", crashing_edit((template / "experiment.py").read_text()))
-        res = cli("run", "--template", str(template), "--model", "test-model", "--base-url", srv.url,
-                  "--num-ideas", "1", "--reviewers", "1", "--literature", "offline", "--search", "tree",
-                  "--search-budget", "6", cwd=tmp_path, env=env, timeout=600)
+        res = cli(
+            "run",
+            "--template",
+            str(template),
+            "--model",
+            "test-model",
+            "--base-url",
+            srv.url,
+            "--num-ideas",
+            "1",
+            "--reviewers",
+            "1",
+            "--literature",
+            "offline",
+            "--search",
+            "tree",
+            "--search-budget",
+            "6",
+            cwd=tmp_path,
+            env=env,
+            timeout=600,
+        )
         assert res.returncode == 0, res.stdout + res.stderr
         debug_prompts = [r.prompt for r in srv.for_stage("expand") if r.stage == "expand:debug"]
     [tree] = trees(only_run(tmp_path)).values()
@@ -184,6 +248,9 @@ def test_the_llm_brain_debugs_its_own_crashing_draft(tmp_path: Path) -> None:
     [fix] = tree.children(crashed.id)
     assert fix.kind == "debug" and not fix.buggy and fix.results is not None, "the debug child ran and worked"
     assert debug_prompts and "injected crash" in debug_prompts[0] and CRASH_LINE in debug_prompts[0], (
-        "the debugger saw the error tail and the node's code")
+        "the debugger saw the error tail and the node's code"
+    )
     assert "PATH from the root" in debug_prompts[0]
-    assert len(archived(tmp_path, env)) == 1
+    [paper] = archived(tmp_path, env)
+    nodes = json.loads((tmp_path / "archive" / paper["id"] / "search.json").read_text())["nodes"]
+    assert CRASH_LINE in nodes[crashed.id]["diff"] and "injected crash" in nodes[crashed.id]["log_tail"]

@@ -6,52 +6,117 @@ with its real git history. The whole search, run in the sandbox, is in test_pipe
 from __future__ import annotations
 
 import json
+import random
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.analysis import analyze
 from agent.archive.store import Archive
 from agent.brains.llm.ledger import Ledger
 from agent.brains.offline import explore
 from agent.brains.offline.brain import OfflineBrain
 from agent.config import RunSettings
-from agent.models import ExpandContext, Idea, PlannedRun, SearchNode, SearchTree
-from agent.paper import search_section, tree_figure
+from agent.models import (
+    ExpandContext,
+    Idea,
+    IdeationContext,
+    PaperContext,
+    PlannedRun,
+    RunRecord,
+    SearchNode,
+    SearchTree,
+)
+from agent.paper import faithfulness, search_section, tree_figure
 from agent.pipeline import search
 from agent.pipeline.deps import Deps
+from agent.pipeline.nodes.writeup import unfaithful_sections
 from agent.sandbox.executors import LocalExecutor
-from agent.template.contract import load_template, templates_root
+from agent.template.contract import SECTIONS, list_templates, load_template, templates_root
 
 DIFFUSION = load_template(templates_root() / "2d_diffusion")
-IDEA = Idea(name="timesteps_sweep", title="T", hypothesis="h", experiment="e", interestingness=5,
-            feasibility=5, novelty=5, knobs=["num_timesteps"])
+IDEA = Idea(
+    name="timesteps_sweep",
+    title="T",
+    hypothesis="h",
+    experiment="e",
+    interestingness=5,
+    feasibility=5,
+    novelty=5,
+    knobs=["num_timesteps"],
+)
 
 
 def info(values: dict[str, list[float]], metric: str = "mmd") -> dict[str, Any]:
     """A final_info.json with one metric: dataset -> per-seed values."""
-    return {ds: {"means": {metric: sum(v) / len(v)}, "stderrs": {metric: 0.0}, "per_seed": {metric: v}}
-            for ds, v in values.items()}
+    return {
+        ds: {"means": {metric: sum(v) / len(v)}, "stderrs": {metric: 0.0}, "per_seed": {metric: v}}
+        for ds, v in values.items()
+    }
 
 
 def tree_of(*nodes: SearchNode, direction: str = "minimize") -> SearchTree:
-    root = SearchNode(id=0, parent=None, kind="root", plan=PlannedRun(description="root"), seeds=[0, 1, 2],
-                      run="run_0", status="done", results=info({"circle": [1.0, 2.0, 3.0]}), metric=2.0, score=0.0)
-    return SearchTree(idea="timesteps_sweep", metric="mmd", direction=direction, budget=12,
-                      budgets=search.stage_budgets(12), seeds=[0, 1, 2], fresh_seeds=[3, 4, 5], nodes=[root, *nodes])
+    root = SearchNode(
+        id=0,
+        parent=None,
+        kind="root",
+        plan=PlannedRun(description="root"),
+        seeds=[0, 1, 2],
+        run="run_0",
+        status="done",
+        results=info({"circle": [1.0, 2.0, 3.0]}),
+        metric=2.0,
+        score=0.0,
+    )
+    return SearchTree(
+        idea="timesteps_sweep",
+        metric="mmd",
+        direction=direction,
+        budget=12,
+        budgets=search.stage_budgets(12),
+        seeds=[0, 1, 2],
+        fresh_seeds=[3, 4, 5],
+        nodes=[root, *nodes],
+    )
 
 
-def node(i: int, parent: int, settings: dict, *, seeds=(0, 1, 2), values=None, stage="research", kind="draft",
-         **extra: Any) -> SearchNode:
+def node(
+    i: int,
+    parent: int,
+    settings: dict,
+    *,
+    seeds=(0, 1, 2),
+    values=None,
+    stage="research",
+    kind="draft",
+    **extra: Any,
+) -> SearchNode:
     results = info({"circle": values}) if values is not None else None
-    return SearchNode(**{"id": i, "parent": parent, "kind": kind, "stage": stage, "seeds": list(seeds),
-                         "plan": PlannedRun(description=f"n{i}"), "run": f"run_{i}", "status": "done",
-                         "settings": settings, "results": results, "screened": len(seeds) == 1, **extra})
+    return SearchNode(
+        **{
+            "id": i,
+            "parent": parent,
+            "kind": kind,
+            "stage": stage,
+            "seeds": list(seeds),
+            "plan": PlannedRun(description=f"n{i}"),
+            "run": f"run_{i}",
+            "status": "done",
+            "settings": settings,
+            "results": results,
+            "screened": len(seeds) == 1,
+            **extra,
+        }
+    )
 
 
 def ctx(tree: SearchTree, at: int, kind: str, idea: Idea = IDEA) -> ExpandContext:
     code = (DIFFUSION.path / "experiment.py").read_text()
-    return ExpandContext(idea=idea, template=DIFFUSION, scale="smoke", tree=tree, node=at, kind=kind, code=code)
+    return ExpandContext(
+        idea=idea, template=DIFFUSION, scale="smoke", tree=tree, node=at, kind=kind, code=code
+    )
 
 
 # ---------------------------------------------------------------- budgets and scores
@@ -93,7 +158,9 @@ def test_a_knob_ladder_steps_to_its_neighbours() -> None:
     assert explore.neighbours(DIFFUSION.knob("num_timesteps"), 100) == [50, 200]
     assert explore.neighbours(DIFFUSION.knob("beta_schedule"), "linear") == ["quadratic", "cosine"]
     assert [k.name for k in explore.tune_knobs(DIFFUSION, [DIFFUSION.knob("num_timesteps")])] == [
-        "learning_rate", "ema_decay"], "cheap numeric knobs outside the idea; not hidden_layers (costly)"
+        "learning_rate",
+        "ema_decay",
+    ], "cheap numeric knobs outside the idea; not hidden_layers (costly)"
 
 
 def test_drafts_then_improvements_then_two_knob_interactions() -> None:
@@ -102,9 +169,11 @@ def test_drafts_then_improvements_then_two_knob_interactions() -> None:
     assert first is not None and first.screen and first.plan.knobs == {"num_timesteps": 50}
     assert first.plan.args == {"--num_timesteps": "50"}
     # around a node at T=50 tuned to lr=1e-3, both one-step neighbours of T, then pairs with lr
-    tree = tree_of(node(1, 0, {"num_timesteps": 50, "learning_rate": 0.001}, values=[0.5, 1.0, 1.5]),
-                   node(2, 1, {"num_timesteps": 25, "learning_rate": 0.001}, values=[0.6, 1.0, 1.5]),
-                   node(3, 1, {"num_timesteps": 100, "learning_rate": 0.001}, values=[0.9, 2.0, 3.0]))
+    tree = tree_of(
+        node(1, 0, {"num_timesteps": 50, "learning_rate": 0.001}, values=[0.5, 1.0, 1.5]),
+        node(2, 1, {"num_timesteps": 25, "learning_rate": 0.001}, values=[0.6, 1.0, 1.5]),
+        node(3, 1, {"num_timesteps": 100, "learning_rate": 0.001}, values=[0.9, 2.0, 3.0]),
+    )
     got = brain.expand(ctx(tree, 1, "improve"))
     assert got is not None and len(got.plan.knobs) == 2, "single steps are tried: now two knobs at once"
     assert got.plan.knobs["num_timesteps"] in (25, 100) and got.plan.knobs["learning_rate"] != 0.001
@@ -112,17 +181,23 @@ def test_drafts_then_improvements_then_two_knob_interactions() -> None:
 
 def test_nothing_in_the_tree_is_proposed_twice_and_ablations_undo_one_change() -> None:
     brain = OfflineBrain()
-    tree = tree_of(node(1, 0, {"num_timesteps": 50}, values=[0.5, 1.0, 1.5]),
-                   node(2, 0, {"num_timesteps": 200}, values=[2.0, 2.0, 2.0]))
+    tree = tree_of(
+        node(1, 0, {"num_timesteps": 50}, values=[0.5, 1.0, 1.5]),
+        node(2, 0, {"num_timesteps": 200}, values=[2.0, 2.0, 2.0]),
+    )
     assert brain.expand(ctx(tree, 0, "draft")) is None, "both neighbours of the default are in the tree"
     tree = tree_of(node(1, 0, {"num_timesteps": 50, "learning_rate": 0.001}, values=[0.5, 1.0, 1.5]))
     ablation = brain.expand(ctx(tree, 1, "ablate"))
     assert ablation is not None and not ablation.screen
     assert ablation.plan.knobs == {"learning_rate": DIFFUSION.knob("learning_rate").default}
-    tree.nodes.append(node(2, 1, {"num_timesteps": 50}, values=[0.5, 1.0, 1.5], kind="ablate", stage="ablate"))
+    tree.nodes.append(
+        node(2, 1, {"num_timesteps": 50}, values=[0.5, 1.0, 1.5], kind="ablate", stage="ablate")
+    )
     again = brain.expand(ctx(tree, 1, "ablate"))
     assert again is not None and again.plan.knobs == {"num_timesteps": 100}
-    tree.nodes.append(node(3, 1, {"learning_rate": 0.001}, values=[0.5, 1.0, 1.5], kind="ablate", stage="ablate"))
+    tree.nodes.append(
+        node(3, 1, {"learning_rate": 0.001}, values=[0.5, 1.0, 1.5], kind="ablate", stage="ablate")
+    )
     assert brain.expand(ctx(tree, 1, "ablate")) is None
 
 
@@ -137,8 +212,14 @@ def test_debugging_follows_what_the_error_says() -> None:
     assert retry is not None and retry.plan.knobs == {"hidden_layers": 4}, "nothing between 3 and 4: retried"
     twice = node(2, 1, {"hidden_layers": 4}, buggy=True, bug="exit code 1", kind="debug")
     assert brain.expand(ctx(tree_of(crashed, twice), 2, "debug", hidden)) is None, "a retry is not retried"
-    refused = node(1, 0, {"beta_schedule": "cosine"}, buggy=True, bug="edit refused: experiment.py: SEARCH text "
-                   "not found", kind="draft")
+    refused = node(
+        1,
+        0,
+        {"beta_schedule": "cosine"},
+        buggy=True,
+        bug="edit refused: experiment.py: SEARCH text not found",
+        kind="draft",
+    )
     again = brain.expand(ctx(tree_of(refused), 1, "debug"))
     assert again is not None and again.plan.edits and "cosine" in again.plan.edits[0].replace
 
@@ -156,23 +237,36 @@ def test_results_identical_to_the_parent_flag_the_node() -> None:
 def lab(tmp_path: Path) -> search.Search:
     """A Search over a real idea folder (git, state) of 2d_diffusion with a made-up baseline;
     nothing in these tests runs an experiment."""
-    settings = RunSettings(template=str(DIFFUSION.path), experiments=tmp_path, archive=tmp_path / "archive",
-                           search_budget=12, search_debug_prob=1.0)
+    settings = RunSettings(
+        template=str(DIFFUSION.path),
+        experiments=tmp_path,
+        archive=tmp_path / "archive",
+        search_budget=12,
+        search_debug_prob=1.0,
+    )
     run_dir = tmp_path / "run"
     (run_dir / "baseline" / "run_0").mkdir(parents=True)
     values = {ds: [1.0, 2.0, 3.0] for ds in DIFFUSION.datasets_for("smoke")}
     (run_dir / "baseline" / "run_0" / "final_info.json").write_text(json.dumps(info(values)))
-    deps = Deps(settings=settings, template=DIFFUSION, brain=OfflineBrain(), ledger=Ledger(),
-                executor=LocalExecutor(), local=LocalExecutor(), archive=Archive(tmp_path / "archive"),
-                run_dir=run_dir)
+    deps = Deps(
+        settings=settings,
+        template=DIFFUSION,
+        brain=OfflineBrain(),
+        ledger=Ledger(),
+        executor=LocalExecutor(),
+        local=LocalExecutor(),
+        archive=Archive(tmp_path / "archive"),
+        run_dir=run_dir,
+    )
     wd = deps.workdir(IDEA.name)
     wd.create(DIFFUSION)
     return search.Search(deps, IDEA, wd)
 
 
 def _screened(s: search.Search, i: int, value: float) -> SearchNode:
-    n = node(i, 0, {"num_timesteps": [25, 50, 200][i - 1]}, seeds=[0], kind="draft",
-             values=None, halving="waiting")
+    n = node(
+        i, 0, {"num_timesteps": [25, 50, 200][i - 1]}, seeds=[0], kind="draft", values=None, halving="waiting"
+    )
     n.results = info({ds: [value] for ds in DIFFUSION.datasets_for("smoke")})
     n.score = search.score_of(s.tree, n.results, [0])
     s.tree.nodes.append(n)
@@ -194,10 +288,12 @@ def test_successive_halving_promotes_the_better_half_that_beats_its_parent(lab: 
 
 def test_the_selection_is_the_best_node_of_the_idea_itself(lab: search.Search) -> None:
     t = lab.tree
-    t.nodes += [node(1, 0, {"learning_rate": 0.001}, stage="tune", kind="tune", score=0.5),
-                node(2, 1, {"num_timesteps": 50}, seeds=[0], score=0.4),
-                node(3, 1, {"num_timesteps": 200}, score=0.1),
-                node(4, 1, {"num_timesteps": 25}, score=0.9, buggy=True)]
+    t.nodes += [
+        node(1, 0, {"learning_rate": 0.001}, stage="tune", kind="tune", score=0.5),
+        node(2, 1, {"num_timesteps": 50}, seeds=[0], score=0.4),
+        node(3, 1, {"num_timesteps": 200}, score=0.1),
+        node(4, 1, {"num_timesteps": 25}, score=0.9, buggy=True),
+    ]
     assert lab._select() == 3, "run on every seed beats screened; a tuned baseline or a buggy node never wins"
 
 
@@ -221,16 +317,18 @@ def test_a_buggy_leaf_is_debugged_and_the_brain_can_only_add_bugs(lab: search.Se
 
 def test_the_paper_block_prints_only_numbers_of_the_summary(lab: search.Search, tmp_path: Path) -> None:
     t = lab.tree
-    t.nodes += [node(1, 0, {"num_timesteps": 50}, score=0.25, metric=1.5),
-                node(2, 0, {"num_timesteps": 200}, buggy=True, bug="exit code 1", kind="draft")]
+    t.nodes += [
+        node(1, 0, {"num_timesteps": 50}, score=0.25, metric=1.5),
+        node(2, 0, {"num_timesteps": 200}, buggy=True, bug="exit code 1", kind="draft"),
+    ]
     t.selected = 1
     t.nodes.append(node(3, 0, {}, seeds=[3, 4, 5], kind="replicate", stage="confirm", metric=1.9))
-    t.nodes.append(node(4, 1, {"num_timesteps": 50}, seeds=[3, 4, 5], kind="replicate", stage="confirm", metric=1.4))
+    t.nodes.append(
+        node(4, 1, {"num_timesteps": 50}, seeds=[3, 4, 5], kind="replicate", stage="confirm", metric=1.4)
+    )
     t.confirmed = {"baseline": 3, "selected": 4}
     summary = search.summary(t).model_dump(mode="json")
     text = search_section.block(summary, DIFFUSION, "search_tree.png")
-    from agent.paper import faithfulness
-
     report = faithfulness.check(text, {"search": summary})
     assert report.ok, report.bad
     assert "n1" in text and "fresh" in text and "not evidence" in text
@@ -259,3 +357,132 @@ def test_a_stage_gets_what_earlier_stages_left(lab: search.Search) -> None:
     assert lab._left("tune") == 2 and lab._left("research") == 8, "no tune node ran: its 2 roll over"
     t.nodes += [node(i, 0, {}, stage="research") for i in range(1, 9)]
     assert lab._left("research") == 0 and lab._left("ablate") == 2
+
+
+# ---------------------------------------------------------------- the shipped templates' papers
+
+
+def generated(tpl, seeds: list[int], shift: float, rng) -> dict[str, Any]:
+    """final_info.json on `seeds`, every metric around 1 + shift with seed noise."""
+    out = {}
+    for ds in tpl.datasets_for("smoke"):
+        per = {m.name: [1.0 + shift + 0.05 * rng.gauss(0, 1) for _ in seeds] for m in tpl.metrics}
+        out[ds] = {
+            "means": {k: sum(v) / len(v) for k, v in per.items()},
+            "stderrs": dict.fromkeys(per, 0.01),
+            "per_seed": per,
+        }
+    return out
+
+
+@pytest.mark.parametrize("name", list_templates())
+def test_a_searched_paper_claims_only_what_its_confirmation_shows(name: str) -> None:
+    """The winner's curse on every shipped template: the exploration's selected node looks far
+    ahead on the seeds that chose it, its confirmation on fresh seeds shows nothing. The paper
+    then states a null result, calls nothing best or improved, prints the exploration only as
+    exploration, and every number it prints is in results.json."""
+
+    tpl = load_template(name)
+    rng = random.Random(0)
+    brain = OfflineBrain(seed=1)
+    [idea] = brain.ideas(IdeationContext(template=tpl, archive=[], seed_ideas=[], num_ideas=1))
+    seeds, fresh = tpl.seeds_for("smoke"), search.fresh_seeds(tpl.seeds_for("smoke"))
+    sign = -1 if tpl.primary.direction == "minimize" else 1
+    root = SearchNode(
+        id=0,
+        parent=None,
+        kind="root",
+        plan=PlannedRun(description="The unchanged template"),
+        seeds=seeds,
+        run="run_0",
+        status="done",
+        results=generated(tpl, seeds, 0.0, rng),
+    )
+    tree = SearchTree(
+        idea=idea.name,
+        metric=tpl.primary.name,
+        direction=tpl.primary.direction,
+        budget=6,
+        budgets=search.stage_budgets(6),
+        seeds=seeds,
+        fresh_seeds=fresh,
+        nodes=[root],
+        stage="research",
+    )
+    code = (tpl.path / "experiment.py").read_text()
+    got = brain.expand(
+        ExpandContext(idea=idea, template=tpl, scale="smoke", tree=tree, node=0, kind="draft", code=code)
+    )
+    assert got is not None and got.plan is not None
+    lucky = generated(tpl, seeds, sign * 0.5, rng)  # half a unit ahead on the search's seeds
+    tree.nodes.append(
+        SearchNode(
+            id=1,
+            parent=0,
+            kind="draft",
+            stage="research",
+            plan=got.plan,
+            seeds=seeds,
+            settings=got.plan.knobs,
+            run="run_1",
+            status="done",
+            results=lucky,
+        )
+    )
+    for n in tree.nodes:
+        n.metric, n.score = (
+            search.primary_mean(n.results, tree.metric),
+            search.score_of(tree, n.results, n.seeds),
+        )
+    tree.selected = 1
+    confirmed = {role: generated(tpl, fresh, 0.0, rng) for role in ("baseline", "selected")}  # no real effect
+    for role, parent in (("baseline", 0), ("selected", 1)):
+        tree.nodes.append(
+            SearchNode(
+                id=len(tree.nodes),
+                parent=parent,
+                kind="replicate",
+                stage="confirm",
+                plan=PlannedRun(description="confirmation"),
+                seeds=fresh,
+                run="r",
+                status="done",
+                results=confirmed[role],
+            )
+        )
+        tree.confirmed[role] = len(tree.nodes) - 1
+    runs = [RunRecord(name="run_1", planned=got.plan, ok=True, results=confirmed["selected"])]
+    summary = search.summary(tree).model_dump(mode="json")
+    analysis = analyze(tpl, confirmed["baseline"], runs, scale="smoke", seeds=fresh)
+    assert analysis.verdict == "null", "the exploration's lead does not survive confirmation"
+    results = {
+        "baseline": confirmed["baseline"],
+        "runs": {"run_1": {"final_info": confirmed["selected"]}},
+        "seeds": fresh,
+        "analysis": analysis.model_dump(mode="json"),
+        "search": summary,
+    }
+    ctx = PaperContext(
+        idea=idea,
+        template=tpl,
+        scale="smoke",
+        baseline=confirmed["baseline"],
+        runs=runs,
+        analysis=results["analysis"],
+        search=summary,
+        bib_keys=[],
+    )
+    sections = {p: brain.write_section(ctx, p, {}) for p in ("title", *SECTIONS)}
+    for part, bad in unfaithful_sections(sections, results).items():  # the writeup's repair round
+        sections[part] = brain.fix_numbers(ctx, part, sections[part], bad)
+    sections["experimental_setup"] += search_section.block(summary, tpl, "search_tree.png")
+    text = "\n".join(sections.values())
+    report = faithfulness.check(text, results)
+    assert report.ok, report.bad
+    claims = " ".join(sections[p] for p in ("abstract", "results", "conclusion"))
+    assert not re.search(
+        r"best setting|largest significant|(?<!no setting )improved|improvements over|\bgain", claims
+    )
+    assert (
+        "selected by a tree search" in sections["method"] and "not evidence" in sections["experimental_setup"]
+    )

@@ -35,7 +35,7 @@ def run(
     search: str | None = typer.Option(None, "--search", help="tree (default: best-first, confirmed on fresh "
                                       "seeds) or linear (up to --max-runs runs in a line)"),
     search_budget: int | None = typer.Option(None, "--search-budget",
-                                             help="Runs per idea with --search tree, confirmation included (default 12)"),
+                                             help="Runs per idea with --search tree, confirmation included (default 8)"),
     parallel_runs: int | None = typer.Option(None, "--parallel-runs", help="Runs of one idea's search at once"),
     search_minutes: float | None = typer.Option(None, "--search-minutes",
                                                 help="Wall-clock cap on one idea's exploration (confirmation still runs)"),

@@ -43,21 +43,32 @@ def paragraph(search: dict[str, Any], template: Template, figure: bool) -> str:
     ]
     if search["screened"]:
         promoted = search["promoted"]
-        parts.append(f"{plural(search['screened'], 'new setting')} {_were(search['screened'])} first screened on "
-                     f"seed {seeds[0]}; " + (f"{promoted} of them {_were(promoted)} promoted to all "
-                                             f"{_seeds(seeds)} of the search." if promoted else
-                                             "none beat its parent there, so none was promoted."))
+        parts.append(
+            f"{plural(search['screened'], 'new setting')} {_were(search['screened'])} first screened on "
+            f"seed {seeds[0]}; "
+            + (
+                f"{promoted} of them {_were(promoted)} promoted to all {_seeds(seeds)} of the search."
+                if promoted
+                else "none beat its parent there, so none was promoted."
+            )
+        )
     if search["buggy"]:
-        parts.append(f"{plural(search['buggy'], 'run')} {_were(search['buggy'])} buggy (crashed, left no valid "
-                     f"results, or {_were(search['buggy'])} flagged), and {search['debug_nodes']} debug "
-                     f"attempt{'' if search['debug_nodes'] == 1 else 's'} followed.")
+        parts.append(
+            f"{plural(search['buggy'], 'run')} {_were(search['buggy'])} buggy (crashed, left no valid "
+            f"results, or {_were(search['buggy'])} flagged), and {search['debug_nodes']} debug "
+            f"attempt{'' if search['debug_nodes'] == 1 else 's'} followed."
+        )
     if search["selected"] is not None:
-        parts.append(f"The search selected node n{search['selected']} ({esc(search['selected_label'])}). Its "
-                     f"comparison with the baseline comes only from reruns of both on {_seeds(fresh)} that the "
-                     "search never used, so choosing the node did not bias it.")
-    parts.append(f"Table~\\ref{{{TABLE_LABEL}}} lists the exploration; measured on the seeds that selected the "
-                 "node, it is not evidence, and no test is run on it."
-                 + (f" Figure~\\ref{{{FIGURE_LABEL}}} shows the tree." if figure else ""))
+        parts.append(
+            f"The search selected node n{search['selected']} ({esc(search['selected_label'])}). Its "
+            f"comparison with the baseline comes only from reruns of both on {_seeds(fresh)} that the "
+            "search never used, so choosing the node did not bias it."
+        )
+    parts.append(
+        f"Table~\\ref{{{TABLE_LABEL}}} lists the exploration; measured on the seeds that selected the "
+        "node, it is not evidence, and no test is run on it."
+        + (f" Figure~\\ref{{{FIGURE_LABEL}}} shows the tree." if figure else "")
+    )
     return " ".join(parts)
 
 
@@ -74,16 +85,29 @@ def table(search: dict[str, Any], template: Template) -> str:
     body = []
     for r in _rows(search):
         note = esc(r["bug"][:40]) if r["buggy"] else ("selected" if r["node"] == search["selected"] else "")
-        body.append([
-            f"n{r['node']}", "--" if r["parent"] is None else f"n{r['parent']}", esc(r["kind"]), esc(r["label"][:48]),
-            str(r["seeds"]), "--" if r["metric"] is None else fmt(r["metric"]),
-            "--" if r["change_pct"] is None else f"{fmt(r['change_pct'])}\\%", note,
-        ])
+        body.append(
+            [
+                f"n{r['node']}",
+                "--" if r["parent"] is None else f"n{r['parent']}",
+                esc(r["kind"]),
+                esc(r["label"][:48]),
+                str(r["seeds"]),
+                "--" if r["metric"] is None else fmt(r["metric"]),
+                "--" if r["change_pct"] is None else f"{fmt(r['change_pct'])}\\%",
+                note,
+            ]
+        )
     shown = len(body)
-    caption = (f"Exploration of the tree search, not evidence: {metric} per node (mean over datasets on the "
-               "node's own seeds) and its change against the baseline on those seeds"
-               + (f"; {shown} of {len(search['exploration'])} nodes shown, all are in the archive" if
-                  shown < len(search["exploration"]) else "") + ".")
+    caption = (
+        f"Exploration of the tree search, not evidence: {metric} per node (mean over datasets on the "
+        "node's own seeds) and its change against the baseline on those seeds"
+        + (
+            f"; {shown} of {len(search['exploration'])} nodes shown, all are in the archive"
+            if shown < len(search["exploration"])
+            else ""
+        )
+        + "."
+    )
     header = ["Node", "From", "Kind", "Setting", "Seeds", metric, "Change", "Note"]
     booktabs = "booktabs" in (template.path / "latex" / "template.tex").read_text()
     return results_table(header, [body], caption, TABLE_LABEL, booktabs=booktabs)

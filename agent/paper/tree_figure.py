@@ -69,20 +69,37 @@ def draw(tree: SearchTree, template: Template, dest: Path) -> Path:
             continue
         (x0, y0), (x1, y1) = pos[n.parent], pos[n.id]
         bold = n.id in path or n.id in confirm
-        ax.plot([x0, x1], [y0, y1], color=PATH_COLOUR if bold else "#b8bec9", lw=2.2 if bold else 0.8,
-                ls="--" if n.id in confirm else "-", zorder=1)
+        ax.plot(
+            [x0, x1],
+            [y0, y1],
+            color=PATH_COLOUR if bold else "#b8bec9",
+            lw=2.2 if bold else 0.8,
+            ls="--" if n.id in confirm else "-",
+            zorder=1,
+        )
     scatter = None
     for n in tree.nodes:
         x, y = pos[n.id]
         size = 40 if n.screened else 110
         edge = PATH_COLOUR if n.id in path else "#6b7280"
         if n.id in confirm:
-            ax.scatter([x], [y], s=110, marker="D", facecolor="white", edgecolor=PATH_COLOUR, lw=1.5, zorder=3)
+            ax.scatter(
+                [x], [y], s=110, marker="D", facecolor="white", edgecolor=PATH_COLOUR, lw=1.5, zorder=3
+            )
         elif n.buggy:
             ax.scatter([x], [y], s=size, marker="X", color="#c0392b", zorder=3)
         else:
-            scatter = ax.scatter([x], [y], s=size, c=[tree.change_pct(n) or 0.0], cmap=cmap, norm=norm,
-                                 edgecolor=edge, lw=1.5 if n.id in path else 0.6, zorder=3)
+            scatter = ax.scatter(
+                [x],
+                [y],
+                s=size,
+                c=[tree.change_pct(n) or 0.0],
+                cmap=cmap,
+                norm=norm,
+                edgecolor=edge,
+                lw=1.5 if n.id in path else 0.6,
+                zorder=3,
+            )
         ax.annotate(f"n{n.id}", (x, y), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=6)
     if scatter is not None:
         bar = fig.colorbar(scatter, ax=ax, fraction=0.04, pad=0.02)
@@ -92,11 +109,21 @@ def draw(tree: SearchTree, template: Template, dest: Path) -> Path:
         Line2D([], [], marker="o", ls="", color="#9aa3b2", markersize=7, label="run on every search seed"),
         Line2D([], [], marker="o", ls="", color="#9aa3b2", markersize=4, label="screened on one seed"),
         Line2D([], [], marker="X", ls="", color="#c0392b", markersize=7, label="buggy"),
-        Line2D([], [], marker="D", ls="", markerfacecolor="white", color=PATH_COLOUR, markersize=6,
-               label="confirmation on fresh seeds"),
+        Line2D(
+            [],
+            [],
+            marker="D",
+            ls="",
+            markerfacecolor="white",
+            color=PATH_COLOUR,
+            markersize=6,
+            label="confirmation on fresh seeds",
+        ),
         Line2D([], [], color=PATH_COLOUR, lw=2.2, label="path to the selected node"),
     ]
-    ax.legend(handles=legend, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    ax.legend(
+        handles=legend, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False
+    )
     ax.set_axis_off()
     ax.margins(x=0.08, y=0.15)
     fig.tight_layout()

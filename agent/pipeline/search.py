@@ -133,12 +133,28 @@ def new_tree(deps: Deps, idea: Idea, wd: IdeaWorkdir) -> SearchTree:
     seeds = deps.template.seeds_for(deps.settings.scale)
     primary = deps.template.primary
     commit = str(wd.repo.run("rev-parse", TEMPLATE_TAG)).strip()
-    root = SearchNode(id=0, parent=None, kind="root", plan=PlannedRun(description="The unchanged template"),
-                      seeds=seeds, commit=commit, run="run_0", status="done", results=deps.baseline())
-    tree = SearchTree(idea=idea.name, metric=primary.name, direction=primary.direction,
-                      budget=deps.settings.search_budget, budgets=stage_budgets(deps.settings.search_budget),
-                      seeds=seeds, fresh_seeds=fresh_seeds(seeds), nodes=[root],
-                      wall_cap_s=deps.settings.search_minutes * 60 if deps.settings.search_minutes else None)
+    root = SearchNode(
+        id=0,
+        parent=None,
+        kind="root",
+        plan=PlannedRun(description="The unchanged template"),
+        seeds=seeds,
+        commit=commit,
+        run="run_0",
+        status="done",
+        results=deps.baseline(),
+    )
+    tree = SearchTree(
+        idea=idea.name,
+        metric=primary.name,
+        direction=primary.direction,
+        budget=deps.settings.search_budget,
+        budgets=stage_budgets(deps.settings.search_budget),
+        seeds=seeds,
+        fresh_seeds=fresh_seeds(seeds),
+        nodes=[root],
+        wall_cap_s=deps.settings.search_minutes * 60 if deps.settings.search_minutes else None,
+    )
     root.metric, root.score = primary_mean(root.results or {}, primary.name), 0.0
     return tree
 
@@ -228,8 +244,12 @@ class Search:
             return self._confirmation()
         if self._left(t.stage) <= 0 or self._over_time():
             return []
-        return (self._promotions(whole_rung=True) or self._debug() or self._expansion()
-                or self._promotions(whole_rung=False))
+        return (
+            self._promotions(whole_rung=True)
+            or self._debug()
+            or self._expansion()
+            or self._promotions(whole_rung=False)
+        )
 
     def _confirmation(self) -> list[SearchNode]:
         t = self.tree
@@ -239,7 +259,9 @@ class Search:
             if role in t.confirmed or target is None:
                 continue
             parent = t.nodes[target]
-            node = self._child(parent, "replicate", parent.plan.model_copy(update={"edits": []}), seeds=t.fresh_seeds)
+            node = self._child(
+                parent, "replicate", parent.plan.model_copy(update={"edits": []}), seeds=t.fresh_seeds
+            )
             node.plan.description = f"Confirmation of n{target} on fresh seeds: {parent.plan.description}"
             t.confirmed[role] = node.id
             out.append(node)
@@ -253,7 +275,9 @@ class Search:
         waiting = [n for n in t.nodes if n.stage == t.stage and n.halving == "waiting"]
         if not waiting or (whole_rung and len(waiting) < RUNG):
             return []
-        if not whole_rung and any(n.screened and n.status == "planned" for n in t.nodes if n.stage == t.stage):
+        if not whole_rung and any(
+            n.screened and n.status == "planned" for n in t.nodes if n.stage == t.stage
+        ):
             return []  # a screened node still runs: wait for it to complete the rung
         waiting.sort(key=_rank, reverse=True)
         keep = min(math.ceil(len(waiting) / 2), self._left(t.stage))
@@ -274,14 +298,23 @@ class Search:
             return 0.0
         values = _per_seed(parent.results, self.tree.metric)
         seeds = [s for s in node.seeds if s in parent.seeds]
-        sub = {ds: {"per_seed": {self.tree.metric: [v[parent.seeds.index(s)] for s in seeds]}}
-               for ds, v in values.items()}
+        sub = {
+            ds: {"per_seed": {self.tree.metric: [v[parent.seeds.index(s)] for s in seeds]}}
+            for ds, v in values.items()
+        }
         return score_of(self.tree, sub, seeds) or 0.0
 
     def _debug(self) -> list[SearchNode]:
         t = self.tree
-        leaves = [n for n in t.nodes if n.stage == t.stage and n.buggy and n.debug and not t.children(n.id)
-                  and "debug" not in n.exhausted]
+        leaves = [
+            n
+            for n in t.nodes
+            if n.stage == t.stage
+            and n.buggy
+            and n.debug
+            and not t.children(n.id)
+            and "debug" not in n.exhausted
+        ]
         for node in sorted(leaves, key=lambda n: -n.id):
             child = self._ask(node, "debug")
             if child is not None:
@@ -295,8 +328,11 @@ class Search:
             pool = [t.nodes[t.selected]] if t.selected is not None else []
         else:
             stages = {"tune": (None, "tune"), "research": (None, "tune", "research")}[t.stage]
-            pool = [n for n in t.nodes if n.stage in stages and n.status == "done" and not n.buggy
-                    and not n.screened]
+            pool = [
+                n
+                for n in t.nodes
+                if n.stage in stages and n.status == "done" and not n.buggy and not n.screened
+            ]
         for node in sorted(pool, key=_rank, reverse=True):
             kind = self._kind(node)
             if kind in node.exhausted:
@@ -314,18 +350,25 @@ class Search:
 
     def _ask(self, node: SearchNode, kind: NodeKind) -> SearchNode | None:
         """The brain's child of `node`, as a planned node; None (and remembered) when it has none."""
-        ctx = ExpandContext(idea=self.idea, template=self.deps.template, scale=self.deps.settings.scale,
-                            tree=self.tree, node=node.id, kind=kind, code=self._code(node))
+        ctx = ExpandContext(
+            idea=self.idea,
+            template=self.deps.template,
+            scale=self.deps.settings.scale,
+            tree=self.tree,
+            node=node.id,
+            kind=kind,
+            code=self._code(node),
+        )
         emit(self.idea.name, "experiments", note=f"expanding n{node.id} ({kind})", search=progress(self.tree))
         got = self.deps.brain.expand(ctx)
-        if got is None:
-            node.exhausted.append(kind)
-            self._save()
-            return None
-        if got.flag and not node.buggy:  # the brain may add a bug, never clear one
+        asked = kind
+        if got is not None and got.flag and not node.buggy:  # the brain may add a bug, never clear one
             node.buggy, node.bug, node.debug = True, f"flagged by the brain: {got.flag[:300]}", True
             kind = "debug"
-        if got.plan is None or (kind == "debug" and node.debug_depth >= self.deps.settings.search_debug_depth):
+        if got is None or got.plan is None or (
+            kind == "debug" and node.debug_depth >= self.deps.settings.search_debug_depth
+        ):
+            node.exhausted.append(asked)  # never asked again for this kind of child of this node
             self._save()
             return None
         # Screening pays only where a promotion can follow it.
@@ -346,8 +389,14 @@ class Search:
         settings = {**parent.settings, **run_settings(self.deps.template, plan)}
         defaults = {k.name: k.default for k in self.deps.template.knobs}
         node = SearchNode(
-            id=len(t.nodes), parent=parent.id, kind=kind, stage=t.stage, plan=plan,
-            args={**parent.args, **plan.args}, seeds=list(seeds), run=f"run_{len(t.nodes)}",
+            id=len(t.nodes),
+            parent=parent.id,
+            kind=kind,
+            stage=t.stage,
+            plan=plan,
+            args={**parent.args, **plan.args},
+            seeds=list(seeds),
+            run=f"run_{len(t.nodes)}",
             settings={k: v for k, v in settings.items() if defaults.get(k, object()) != v},
             commit=parent.commit if kind == "replicate" else "",
             debug_depth=parent.debug_depth + (kind == "debug"),
@@ -375,15 +424,23 @@ class Search:
                 apply_edits(folder, node.plan.edits, self.deps.template.editable_files)
             except EditRefused as e:
                 return f"edit refused: {e}"
-            node.commit = self.wd.repo.commit_node(folder, parent.commit, f"n{node.id}",
-                                                   f"n{node.id} {node.kind}: {node.plan.description[:60]}")
+            node.commit = self.wd.repo.commit_node(
+                folder, parent.commit, f"n{node.id}", f"n{node.id} {node.kind}: {node.plan.description[:60]}"
+            )
         return None
 
     def _execute(self, node: SearchNode) -> RunOutcome:
         """Run in a pool thread: the sandboxed run only (no git, no brain, no tree)."""
-        return run_experiment(self.deps.executor, self.deps.template, self.deps.settings.scale,
-                              self.wd.node_dir(node.id), node.run, node.args, log_name=f"n{node.id}",
-                              seeds=node.seeds)
+        return run_experiment(
+            self.deps.executor,
+            self.deps.template,
+            self.deps.settings.scale,
+            self.wd.node_dir(node.id),
+            node.run,
+            node.args,
+            log_name=f"n{node.id}",
+            seeds=node.seeds,
+        )
 
     def _record(self, node: SearchNode, got: RunOutcome, finished: float) -> None:
         t = self.tree
@@ -401,14 +458,25 @@ class Search:
             if node.stage != "confirm":
                 draw = random.Random(f"{self.deps.settings.seed}|{t.idea}|{node.id}").random()
                 node.debug = node.debug_depth < self.deps.settings.search_debug_depth and (
-                    draw < self.deps.settings.search_debug_prob)
+                    draw < self.deps.settings.search_debug_prob
+                )
         self._save()
-        self.wd.note(f"## n{node.id} ({node.kind}, {node.stage}, parent n{node.parent}): {node.plan.description}\n"
-                     + (f"FAILED: {node.bug}" if node.buggy else
-                        f"{t.metric} {node.metric:.6g} on {len(node.seeds)} seed(s) in {node.wall_s:.0f}s"))
-        emit(t.idea, "experiments", run=f"n{node.id}", note=f"n{node.id} {node.kind}: "
-             + ("buggy" if node.buggy else f"{t.metric} {node.metric:.4g}"), search=progress(self.tree),
-             cost_usd=self.deps.ledger.summary(t.idea)["cost_usd"])
+        self.wd.note(
+            f"## n{node.id} ({node.kind}, {node.stage}, parent n{node.parent}): {node.plan.description}\n"
+            + (
+                f"FAILED: {node.bug}"
+                if node.buggy
+                else f"{t.metric} {node.metric:.6g} on {len(node.seeds)} seed(s) in {node.wall_s:.0f}s"
+            )
+        )
+        emit(
+            t.idea,
+            "experiments",
+            run=f"n{node.id}",
+            note=f"n{node.id} {node.kind}: " + ("buggy" if node.buggy else f"{t.metric} {node.metric:.4g}"),
+            search=progress(self.tree),
+            cost_usd=self.deps.ledger.summary(t.idea)["cost_usd"],
+        )
 
 
 def _bug(error: str) -> str:
@@ -419,10 +487,20 @@ def _bug(error: str) -> str:
 def progress(tree: SearchTree) -> dict[str, Any]:
     """What `ai-scientist status` shows of a search: its stage, nodes done, buggy, best so far."""
     done = [n for n in tree.nodes if n.id and n.status == "done"]
-    ok = [n for n in tree.nodes if n.status == "done" and not n.buggy and n.stage != "confirm" and n.metric is not None]
+    ok = [
+        n
+        for n in tree.nodes
+        if n.status == "done" and not n.buggy and n.stage != "confirm" and n.metric is not None
+    ]
     best = max(ok, key=_rank) if ok else None
-    return {"stage": tree.stage, "nodes": len(done), "budget": tree.budget, "buggy": sum(n.buggy for n in done),
-            "best": best.metric if best else None, "best_node": best.id if best else None}
+    return {
+        "stage": tree.stage,
+        "nodes": len(done),
+        "budget": tree.budget,
+        "buggy": sum(n.buggy for n in done),
+        "best": best.metric if best else None,
+        "best_node": best.id if best else None,
+    }
 
 
 # ---------------------------------------------------------------- after the search
@@ -442,13 +520,26 @@ def adopt(deps: Deps, wd: IdeaWorkdir, tree: SearchTree) -> list[RunRecord]:
         if not node.buggy:
             files.copy_tree(wd.node_dir(node.id), node.run, wd.tree, run)
     confirm = tree.nodes[tree.confirmed["selected"]]
-    planned = PlannedRun(description=f"n{selected.id} ({selected.kind}): {selected.plan.description}",
-                         args=selected.args, knobs=selected.settings)
-    runs = [RunRecord(name="run_1", planned=planned, ok=not confirm.buggy, results=confirm.results,
-                      error=confirm.error_tail or None, wall_s=confirm.wall_s)]
+    planned = PlannedRun(
+        description=f"n{selected.id} ({selected.kind}): {selected.plan.description}",
+        args=selected.args,
+        knobs=selected.settings,
+    )
+    runs = [
+        RunRecord(
+            name="run_1",
+            planned=planned,
+            ok=not confirm.buggy,
+            results=confirm.results,
+            error=confirm.error_tail or None,
+            wall_s=confirm.wall_s,
+        )
+    ]
     wd.save_runs(runs)
-    wd.note(f"## search: n{selected.id} selected; confirmed against the baseline on fresh seeds "
-            f"{tree.fresh_seeds} as run_1")
+    wd.note(
+        f"## search: n{selected.id} selected; confirmed against the baseline on fresh seeds "
+        f"{tree.fresh_seeds} as run_1"
+    )
     wd.commit(f"search: n{selected.id} selected, confirmed on seeds {','.join(map(str, tree.fresh_seeds))}")
     return runs
 
@@ -490,22 +581,44 @@ class SearchSummary(BaseModel):
 
 
 def _label(node: SearchNode) -> str:
-    return settings_label(node.settings) or ("template defaults" if not node.id else node.plan.description[:80])
+    return settings_label(node.settings) or (
+        "template defaults" if not node.id else node.plan.description[:80]
+    )
 
 
 def summary(tree: SearchTree) -> SearchSummary:
     explored = [n for n in tree.nodes if n.stage != "confirm"]
-    rows = [ExplorationRow(node=n.id, parent=n.parent, kind=n.kind, stage=n.stage or "root", label=_label(n),
-                           settings=n.settings, seeds=len(n.seeds), metric=n.metric, change_pct=tree.change_pct(n),
-                           buggy=n.buggy, bug=n.bug) for n in explored]
+    rows = [
+        ExplorationRow(
+            node=n.id,
+            parent=n.parent,
+            kind=n.kind,
+            stage=n.stage or "root",
+            label=_label(n),
+            settings=n.settings,
+            seeds=len(n.seeds),
+            metric=n.metric,
+            change_pct=tree.change_pct(n),
+            buggy=n.buggy,
+            bug=n.bug,
+        )
+        for n in explored
+    ]
     selected = tree.nodes[tree.selected] if tree.selected is not None else None
     return SearchSummary(
-        budget=tree.budget, nodes=len(tree.nodes) - 1, buggy=sum(n.buggy for n in tree.nodes),
-        debug_nodes=sum(n.kind == "debug" for n in tree.nodes), screened=sum(n.screened for n in explored),
+        budget=tree.budget,
+        nodes=len(tree.nodes) - 1,
+        buggy=sum(n.buggy for n in tree.nodes),
+        debug_nodes=sum(n.kind == "debug" for n in tree.nodes),
+        screened=sum(n.screened for n in explored),
         promoted=sum(n.halving == "promoted" for n in tree.nodes),
-        by_stage={s: tree.used(s) for s in STAGES}, seeds=tree.seeds, fresh_seeds=tree.fresh_seeds,
-        selected=tree.selected, selected_label=_label(selected) if selected else "",
-        confirmed=tree.confirmed, path=[n.id for n in tree.ancestors(tree.selected)] if selected else [],
+        by_stage={s: tree.used(s) for s in STAGES},
+        seeds=tree.seeds,
+        fresh_seeds=tree.fresh_seeds,
+        selected=tree.selected,
+        selected_label=_label(selected) if selected else "",
+        confirmed=tree.confirmed,
+        path=[n.id for n in tree.ancestors(tree.selected)] if selected else [],
         exploration=rows,
     )
 
@@ -525,17 +638,39 @@ def archive_view(wd: IdeaWorkdir, tree: SearchTree) -> dict[str, Any]:
         diff = ""
         if parent is not None and n.commit and n.commit != parent.commit:
             diff = wd.repo.diff(parent.commit, n.commit)[:DIFF_CHARS]
-        nodes.append({
-            "id": n.id, "parent": n.parent, "kind": n.kind, "stage": n.stage or "root",
-            "description": n.plan.description, "args": n.args, "settings": n.settings, "seeds": n.seeds,
-            "commit": n.commit, "metric": n.metric, "change_pct": tree.change_pct(n), "buggy": n.buggy,
-            "bug": n.bug, "screened": n.screened, "halving": n.halving, "wall_s": n.wall_s,
-            "diff": diff, "log_tail": _log_tail(wd, n),
-        })
-    return {"metric": tree.metric, "direction": tree.direction, "budget": tree.budget, "seeds": tree.seeds,
-            "fresh_seeds": tree.fresh_seeds, "selected": tree.selected, "confirmed": tree.confirmed,
-            "path": [n.id for n in tree.ancestors(tree.selected)] if tree.selected is not None else [],
-            "nodes": nodes}
+        nodes.append(
+            {
+                "id": n.id,
+                "parent": n.parent,
+                "kind": n.kind,
+                "stage": n.stage or "root",
+                "description": n.plan.description,
+                "args": n.args,
+                "settings": n.settings,
+                "seeds": n.seeds,
+                "commit": n.commit,
+                "metric": n.metric,
+                "change_pct": tree.change_pct(n),
+                "buggy": n.buggy,
+                "bug": n.bug,
+                "screened": n.screened,
+                "halving": n.halving,
+                "wall_s": n.wall_s,
+                "diff": diff,
+                "log_tail": _log_tail(wd, n),
+            }
+        )
+    return {
+        "metric": tree.metric,
+        "direction": tree.direction,
+        "budget": tree.budget,
+        "seeds": tree.seeds,
+        "fresh_seeds": tree.fresh_seeds,
+        "selected": tree.selected,
+        "confirmed": tree.confirmed,
+        "path": [n.id for n in tree.ancestors(tree.selected)] if tree.selected is not None else [],
+        "nodes": nodes,
+    }
 
 
 def _log_tail(wd: IdeaWorkdir, node: SearchNode) -> str:

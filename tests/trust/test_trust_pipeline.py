@@ -83,7 +83,8 @@ def test_survivable_traps_are_refused_or_repaired_and_the_paper_is_written(tmp_p
     env = env_for(tmp_path, site)
     with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as ray_tmp, SetuidWatch(experiments) as watch:
         env["RAY_TMPDIR"] = ray_tmp  # short (socket paths) and the orchestrator's own
-        res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", "linear", "--max-runs", "1", "--reviewers", "1",
+        res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", "linear", "--max-runs", "1",
+                  "--reviewers", "1",
                   "--executor", executor, cwd=tmp_path, env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert_untouched(site, before, tmp_path)
@@ -108,7 +109,8 @@ def test_fatal_traps_fail_the_run_with_a_reason_and_nothing_runs(tmp_path: Path)
     template = hostile_template(tmp_path, site, fatal=True)
     before = site.canaries()
     env = env_for(tmp_path, site)
-    res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", "linear", "--max-runs", "1", "--max-fixes", "8",
+    res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", "linear", "--max-runs", "1",
+              "--max-fixes", "8",
               "--reviewers", "1", cwd=tmp_path, env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert_untouched(site, before, tmp_path)
@@ -170,7 +172,8 @@ def test_a_hostile_model_cannot_edit_git_dotfiles_or_outside(tmp_path: Path) -> 
            "AI_SCIENTIST_PRICES": "", "AI_SCIENTIST_MODEL": ""}
     with LoopbackLLM(default=answers, api_key="sk-trust") as srv:
         res = cli("run", "--template", str(template), "--model", "test-model", "--base-url", srv.url,
-                  "--num-ideas", "1", "--search", "linear", "--max-runs", "1", "--reviewers", "1", "--literature", "offline",
+                  "--num-ideas", "1", "--search", "linear", "--max-runs", "1", "--reviewers", "1",
+                  "--literature", "offline",
                   cwd=tmp_path, env=env, timeout=600)
         fixes = srv.for_stage("fix_run")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

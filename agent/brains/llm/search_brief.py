@@ -11,7 +11,7 @@ ERROR_CHARS = 3000
 
 KINDS = {
     "tune": "tune the baseline itself before the idea is tested: change one or two of its hyperparameters "
-            "(flags or constants), not the idea",
+    "(flags or constants), not the idea",
     "draft": "a first implementation of the idea on top of NODE's code",
     "improve": "change NODE so that the primary metric improves, keeping the idea; one clear change",
     "debug": "NODE is buggy (see ERROR): fix it and keep its intent; change nothing else",
@@ -33,8 +33,9 @@ def node_line(tree: SearchTree, n: SearchNode) -> str:
         return f"{head} | BUGGY: {n.bug[:150]}"
     change = tree.change_pct(n)
     seeds = f"{len(n.seeds)} seed{'s' if len(n.seeds) != 1 else ''}"
-    return (f"{head} | {tree.metric} {sig(n.metric or 0.0)} on {seeds}"
-            + (f", {sig(change, 3)}% vs root" if change is not None else ""))
+    return f"{head} | {tree.metric} {sig(n.metric or 0.0)} on {seeds}" + (
+        f", {sig(change, 3)}% vs root" if change is not None else ""
+    )
 
 
 def tree_brief(tree: SearchTree) -> str:
@@ -48,11 +49,17 @@ def path_brief(tree: SearchTree, node: int) -> str:
     """The ancestors of `node`, root first, with their flags, edits and results."""
     out = []
     for n in tree.ancestors(node):
-        edits = "".join(f"\n    {e.path}: - {e.search.strip()[:300]!r} + {e.replace.strip()[:300]!r}"
-                        for e in n.plan.edits)
-        out.append(f"{node_line(tree, n)}\n    flags {n.args or '{}'}; results {results_brief(n.results)}{edits}")
+        edits = "".join(
+            f"\n    {e.path}: - {e.search.strip()[:300]!r} + {e.replace.strip()[:300]!r}"
+            for e in n.plan.edits
+        )
+        out.append(
+            f"{node_line(tree, n)}\n    flags {n.args or '{}'}; results {results_brief(n.results)}{edits}"
+        )
     return "\n".join(out)
 
 
 def error_brief(n: SearchNode) -> str:
-    return f"ERROR of n{n.id} (tail):\n```\n{tail(n.error_tail or n.bug, ERROR_CHARS)}\n```" if n.buggy else ""
+    return (
+        f"ERROR of n{n.id} (tail):\n```\n{tail(n.error_tail or n.bug, ERROR_CHARS)}\n```" if n.buggy else ""
+    )

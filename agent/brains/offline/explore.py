@@ -76,8 +76,9 @@ def _plan(code: str, template: Template, settings: Settings, description: str) -
 def tune_knobs(template: Template, idea_knobs: list[Knob]) -> list[Knob]:
     """At most two numeric knobs outside the idea whose larger values cost nothing more."""
     names = {k.name for k in idea_knobs}
-    return [k for k in template.knobs if k.name not in names and k.type in ("int", "float")
-            and not _costly(k)][:2]
+    return [
+        k for k in template.knobs if k.name not in names and k.type in ("int", "float") and not _costly(k)
+    ][:2]
 
 
 def value_of(template: Template, node: SearchNode, knob: str) -> Any:
@@ -93,14 +94,17 @@ def _tried(ctx: ExpandContext) -> set[frozenset]:
     return {_key(ctx.template, n.settings) for n in ctx.tree.nodes if n.stage != "confirm"}
 
 
-def _moves(template: Template, node: SearchNode, knobs: list[Knob], pairs: list[tuple[Knob, Knob]]) -> Iterator[Settings]:
+def _moves(
+    template: Template, node: SearchNode, knobs: list[Knob], pairs: list[tuple[Knob, Knob]]
+) -> Iterator[Settings]:
     """One-knob steps for `knobs`, then two-knob steps for `pairs`, from the node's values."""
     for k in knobs:
         for v in neighbours(k, value_of(template, node, k.name)):
             yield {k.name: v}
     for a, b in pairs:
-        for va, vb in itertools.product(neighbours(a, value_of(template, node, a.name)),
-                                        neighbours(b, value_of(template, node, b.name))):
+        for va, vb in itertools.product(
+            neighbours(a, value_of(template, node, a.name)), neighbours(b, value_of(template, node, b.name))
+        ):
             yield {a.name: va, b.name: vb}
 
 
@@ -117,8 +121,9 @@ def _unchanged(ctx: ExpandContext, node: SearchNode) -> list[str]:
     if node.parent is None or node.results is None:
         return []
     parent = ctx.tree.node(node.parent)
-    changed = [k for k in set(node.settings) | set(parent.settings)
-               if node.settings.get(k) != parent.settings.get(k)]
+    changed = [
+        k for k in set(node.settings) | set(parent.settings) if node.settings.get(k) != parent.settings.get(k)
+    ]
     if not changed or parent.results is None or not set(node.seeds) <= set(parent.seeds):
         return []
     for ds, block in node.results.items():
@@ -156,8 +161,11 @@ def expand(ctx: ExpandContext, idea_knobs: list[Knob]) -> Expansion | None:
         return Expansion(plan=_plan(ctx.code, tpl, move, desc), screen=screen)
 
     if ctx.kind != "debug" and (same := _unchanged(ctx, node)):
-        return Expansion(plan=None, flag=f"its results equal its parent's on every seed although "
-                                         f"{', '.join(same)} changed: the change never reached experiment.py")
+        return Expansion(
+            plan=None,
+            flag=f"its results equal its parent's on every seed although "
+            f"{', '.join(same)} changed: the change never reached experiment.py",
+        )
     if ctx.kind == "debug":
         return _debug(ctx, node)
     if ctx.kind == "ablate":
@@ -170,10 +178,17 @@ def expand(ctx: ExpandContext, idea_knobs: list[Knob]) -> Expansion | None:
         return child(move, "Baseline tuning", screen=True) if move else None
     if ctx.kind in ("draft", "improve"):
         tuned = [tpl.knob(k) for k in node.settings if k not in {i.name for i in idea_knobs}]
-        pairs = (list(itertools.combinations(idea_knobs, 2)) + list(itertools.product(idea_knobs, tuned))
-                 if ctx.kind == "improve" else [])
+        pairs = (
+            list(itertools.combinations(idea_knobs, 2)) + list(itertools.product(idea_knobs, tuned))
+            if ctx.kind == "improve"
+            else []
+        )
         move = _first_new(ctx, node, _moves(tpl, node, idea_knobs, pairs))
-        return child(move, "Draft of the idea" if ctx.kind == "draft" else "Improvement", screen=True) if move else None
+        return (
+            child(move, "Draft of the idea" if ctx.kind == "draft" else "Improvement", screen=True)
+            if move
+            else None
+        )
     return None
 
 
@@ -181,8 +196,11 @@ def _debug(ctx: ExpandContext, node: SearchNode) -> Expansion | None:
     """A fix for a buggy node, from what its error says."""
     parent = ctx.tree.node(node.parent or 0)
     text = f"{node.bug}\n{node.error_tail}".lower()
-    delta = {k: value_of(ctx.template, node, k) for k in set(node.settings) | set(parent.settings)
-             if value_of(ctx.template, node, k) != value_of(ctx.template, parent, k)}
+    delta = {
+        k: value_of(ctx.template, node, k)
+        for k in set(node.settings) | set(parent.settings)
+        if value_of(ctx.template, node, k) != value_of(ctx.template, parent, k)
+    }
     if "flagged" in text or "not allowed" in text:
         return None  # no change of values mends an ignored knob or a reserved flag
     if "refused" in text or "search text" in text:
