@@ -130,6 +130,15 @@ class IdeaRepo:
         """A file as it is at `rev`."""
         return bytes(self.run("show", f"{rev}:{path}", binary=True))
 
+    def clone_bundle(self, bundle: Path) -> None:
+        """A new repository holding an archived bundle's history, its final state checked out
+        into the (empty) work tree and the template tag where the template was."""
+        self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.run("init", "--quiet", "--template=")
+        self.fetch_bundle(bundle, "+HEAD:refs/continued/head")
+        self.fetch_bundle(bundle, f"+refs/tags/{TEMPLATE_TAG}:refs/tags/{TEMPLATE_TAG}")
+        self.run("reset", "--quiet", "--hard", "refs/continued/head")
+
     def fetch_bundle(self, bundle: Path, refspec: str) -> None:
         """Fetch from a bundle the archive made (a file, so the file transport is let through for
         this command alone; no other transport ever is)."""

@@ -23,6 +23,8 @@ class Idea(BaseModel):
     feasibility: int = Field(ge=1, le=10)
     novelty: int = Field(ge=1, le=10)
     knobs: list[str] = Field(default_factory=list, description="Template knobs the idea varies")
+    continues: str | None = Field(
+        default=None, description="Id of the archived paper this idea continues (its code is the starting point)")
 
 
 class NoveltyDecision(BaseModel):
@@ -94,6 +96,16 @@ class Review(BaseModel):
 # ---------------------------------------------------------------- what a brain is given
 
 
+class PaperFigure(BaseModel):
+    """A figure of a paper under review, rendered to PNG in the sandbox, with its caption:
+    what a reviewer that reads images is shown."""
+
+    page: int = Field(ge=1)
+    caption: str = ""
+    png: bytes = Field(repr=False, description="the figure's region of the page, as a PNG")
+    media_type: Literal["image/png"] = "image/png"
+
+
 class ArchivedIdea(BaseModel):
     """A past paper as ideation sees it: enough to avoid repeats and learn from scores."""
 
@@ -108,6 +120,7 @@ class ArchivedIdea(BaseModel):
     human_score: float | None = Field(default=None, description="the researcher's own score, 1-10")
     note: str = Field(default="", description="the researcher's note on the paper")
     mark: str | None = Field(default=None, description="follow-up | discard")
+    continues: str | None = Field(default=None, description="the paper this one continued")
 
     @property
     def best_score(self) -> float | None:
@@ -129,10 +142,13 @@ class LiteratureHit(BaseModel):
 
 class IdeationContext(BaseModel):
     template: Template
-    archive: list[ArchivedIdea]
+    archive: list[ArchivedIdea] = Field(description="past papers, with the researcher's verdicts where given")
     seed_ideas: list[Idea]
     num_ideas: int
     reflections: int = 2
+    follow_ups: list[ArchivedIdea] = Field(
+        default_factory=list, description="papers the researcher marked follow-up and no idea has continued yet: "
+        "propose their continuations first (Idea.continues = their paper_id)")
 
 
 class RunRecord(BaseModel):
@@ -155,6 +171,8 @@ class ExperimentContext(BaseModel):
     history: list[RunRecord] = Field(default_factory=list)
     max_runs: int
     code: str = Field(default="", description="Current experiment.py")
+    prior: dict[str, Any] | None = Field(
+        default=None, description="for a continuation: the continued paper's findings and verdict")
 
 
 # ---------------------------------------------------------------- the experiment search tree

@@ -39,7 +39,7 @@ class ScriptedReviewer:
         self.calls = 0
         self.budget_after = budget_after
 
-    def review(self, paper_text: str, *, idea: str = "") -> Review:
+    def review(self, paper_text: str, figures=(), *, idea: str = "") -> Review:
         self.calls += 1
         if self.budget_after is not None and self.calls > self.budget_after:
             raise BudgetExceeded("budget of $0.01 spent")

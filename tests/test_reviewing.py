@@ -59,7 +59,7 @@ class EnsembleLLM:
         self.threads: set[int] = set()
         self.meta_inputs: list[list[Review]] = []
 
-    def review(self, text: str, *, idea: str = "") -> Review:
+    def review(self, text: str, figures=(), *, idea: str = "") -> Review:
         with self.lock:
             self.threads.add(threading.get_ident())
             return make_review(self.scores.pop(0), summary=text[:20])

@@ -144,3 +144,27 @@ def test_compare_from_the_cli_and_the_server(arch: Archive, server) -> None:
     status, page = request(port, "GET", "/compare.html?a=nope&b=nada")
     assert status == 200 and b"no paper" in page
     assert cli("archive", "--archive", str(arch.root), "compare", a, "nope").returncode == 2
+
+
+def test_review_bench_measures_the_archive_reviews_against_the_verdicts(tmp_path: Path) -> None:
+    """Once 10 papers are rated: the same metrics and bootstrap CIs as the ICLR bench, with the
+    researcher's scores as the truth; before that, one line and exit 2."""
+    a = Archive(tmp_path / "archive")
+    env = {"AI_SCIENTIST_ARCHIVE": str(a.root)}
+    overall_and_yours = [(7, 8), (6, 9), (3, 2), (4, 5), (8, 7), (2, 3), (6, 4), (5, 7), (7, 9), (3, 1), (6, 6)]
+    for i, (overall, yours) in enumerate(overall_and_yours):
+        paper = a.add(make_entry(tmp_path, f"idea_{i}", overall=overall, decision="Accept" if overall >= 6 else "Reject"))
+        if i == 9:
+            few = cli("review-bench", "--archive", env=env)
+            assert few.returncode == 2 and "9 rated paper(s); rate at least 10" in few.stderr
+        a.rate(paper, yours)
+    res = cli("review-bench", "--archive", "--json", "--resamples", "200", env=env)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["n"] == 11 and report["n_accept"] == 6
+    # Reviewer accepts 7, 6, 8, 6, 7, 6 (six); the researcher accepts 8, 9, 7, 7, 9, 6: agreeing on 5 of each.
+    assert report["confusion"] == {"tp": 5, "fp": 1, "tn": 4, "fn": 1}
+    assert report["metrics"]["accuracy"]["value"] == pytest.approx(9 / 11)
+    low, high = report["metrics"]["balanced_accuracy"]["low"], report["metrics"]["balanced_accuracy"]["high"]
+    assert low <= report["metrics"]["balanced_accuracy"]["value"] <= high
+    assert cli("review-bench", "--archive", "--as-pdf", env=env).returncode == 2

@@ -108,6 +108,7 @@ def _v3_verdicts(db: sqlite3.Connection) -> None:
         )"""
     )
     db.execute("CREATE INDEX verdicts_paper ON verdicts (paper_id)")
+    db.execute("ALTER TABLE papers ADD COLUMN continues TEXT")  # the paper an idea continued
     db.execute("CREATE VIEW latest_verdicts AS SELECT * FROM verdicts "
                "WHERE seq IN (SELECT MAX(seq) FROM verdicts GROUP BY paper_id)")
 
@@ -193,6 +194,7 @@ class IndexRow(BaseModel):
     total_s: float | None = None
     faithful: bool | None = None
     created_at: str = Field(description="ISO 8601, UTC, e.g. 2025-01-02T03:04:05Z")
+    continues: str | None = Field(default=None, description="id of the paper this idea continued")
     human_score: float | None = Field(default=None, description="the researcher's latest Overall score, 1-10")
     human_note: str = ""
     mark: str | None = Field(default=None, description="follow-up | discard, the researcher's latest")

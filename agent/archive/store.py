@@ -285,6 +285,7 @@ def row_from_folder(folder: Path) -> IndexRow:
         title=meta.title,
         hypothesis=str(idea.get("hypothesis", "")),
         knobs=[str(k) for k in knobs] if isinstance(knobs, list) else [],
+        continues=idea.get("continues") if isinstance(idea.get("continues"), str) else None,
         overall=meta.overall,
         decision=meta.decision,
         **{k: v for k, v in meta.scores.items() if k in ix.SCORE_FIELDS},
@@ -506,11 +507,18 @@ class Archive:
                 human_score=r.human_score,
                 note=r.human_note,
                 mark=r.mark,
+                continues=r.continues,
             )
             for r in self.list(template=template, sort="date")
         ]
 
     # ------------------------------------------------------------ the researcher's verdicts
+
+    def follow_ups(self, template: str) -> list[ArchivedIdea]:
+        """Papers of `template` the researcher marked follow-up that no later paper continues yet."""
+        past = self.past_ideas(template)
+        continued = {p.continues for p in past if p.continues}
+        return [p for p in past if p.mark == "follow-up" and p.paper_id not in continued]
 
     def rate(self, paper_id: str, score: int, note: str = "", mark: str | None = None) -> ix.Verdict:
         """Record the researcher's verdict on a paper: in the index and in the paper's folder

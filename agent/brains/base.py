@@ -4,9 +4,10 @@ endpoint) and `agent.brains.offline.brain.OfflineBrain` (no key, no network)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agent.models import (
     Citation,
@@ -20,6 +21,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -34,6 +36,8 @@ class BrainInfo(BaseModel):
     model: str
     concurrent: bool = False
     """Its calls wait on the network: an ensemble's calls may run at once."""
+    review_scope: str = Field(default="", description="what this brain's reviews judge, when that is less "
+                              "than the whole form; printed above its reviews")
 
     @property
     def label(self) -> str:
@@ -81,8 +85,9 @@ class Brain(Protocol):
     def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
         """Rewrite a section so every number in it comes from the results."""
 
-    def review(self, paper_text: str, *, idea: str = "") -> Review:
-        """One NeurIPS-style review of a paper's text."""
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+        """One NeurIPS-style review of a paper's text (a PDF's structure as Markdown); `figures`
+        are the paper's figures as PNGs with their captions, for a brain that looks at them."""
 
     def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
         """Combine an ensemble of reviews into one (with a reflection round)."""

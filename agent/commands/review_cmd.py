@@ -27,7 +27,7 @@ from agent.brains.base import Brain
 from agent.brains.llm.ledger import Ledger
 from agent.errors import UserError
 from agent.review.ensemble import ReviewOutcome, review_paper
-from agent.review.paper_text import paper_text
+from agent.review.paper_text import read_paper
 
 if TYPE_CHECKING:
     from agent.review import bench as review_bench
@@ -60,41 +60,46 @@ def review(
     as_json: bool = typer.Option(False, "--json", help="Print the reviews and meta-review as JSON"),
 ) -> None:
     """Review a paper in the NeurIPS form: an ensemble of reviews and a meta-review."""
-    text = paper_text(path)
+    paper = read_paper(path)
     with tempfile.TemporaryDirectory(prefix="ai-scientist-review-") as tmp:
         ledger = Ledger(Path(tmp) / "usage.jsonl")
         brain = _brain(model, base_url, budget_usd, ledger)
         with err_console.status(f"{reviewers} review(s) + meta-review by the {brain.info.label}"):
-            outcome = review_paper(brain, text, reviewers)
+            outcome = review_paper(brain, paper, reviewers)
         cost = _cost(ledger)
     if as_json:
-        print(json.dumps({**outcome.model_dump(), "brain": brain.info.label, "cost": cost}, indent=2))
+        data = {**outcome.model_dump(), "brain": brain.info.label, "scope": brain.info.review_scope or None,
+                "sections": [s.heading for s in paper.sections], "figures": len(paper.figures), "cost": cost}
+        print(json.dumps(data, indent=2))
         return
-    console.print(render_outcome(outcome, brain.info.label))
+    console.print(render_outcome(outcome, brain.info.label, brain.info.review_scope))
     if cost:
         console.print(f"Cost ${cost['cost_usd']:.4f}: {cost['calls']} calls, "
                       f"{cost['prompt_tokens']} prompt + {cost['completion_tokens']} completion tokens")
 
 
-def render_outcome(outcome: ReviewOutcome, label: str) -> Group:
-    """The meta-review in full, then each reviewer's scores."""
+def render_outcome(outcome: ReviewOutcome, label: str, scope: str = "") -> Group:
+    """The line saying what the reviewer judges (when it judges less than the whole form), the
+    meta-review in full, then each reviewer's scores."""
     m = outcome.meta
+    summary = m.summary.removeprefix(scope).lstrip("\n") if scope else m.summary
     colour = "green" if m.decision == "Accept" else "red"
     scores = Table(box=None)
     scores.add_column("Score")
     reviews = [m, *outcome.reviews]
     for name in ["Meta", *(f"R{i + 1}" for i in range(len(outcome.reviews)))]:
         scores.add_column(name, justify="right")
-    for label, field in SCORES:
-        scores.add_row(label, *(str(getattr(r, field)) for r in reviews))
+    for row_name, field in SCORES:  # not `label`, which names the brain
+        scores.add_row(row_name, *(str(getattr(r, field)) for r in reviews))
     body = [
         f"[bold {colour}]{m.decision}[/], Overall {m.overall}/10, confidence {m.confidence}/5 ({label})",
-        "", escape(m.summary), "",
+        "", escape(summary), "",
         _bullets("Strengths", m.strengths), _bullets("Weaknesses", m.weaknesses),
         _bullets("Questions", m.questions), _bullets("Limitations", m.limitations),
         f"Ethical concerns: {'yes' if m.ethical_concerns else 'none'}", "", scores,
     ]
-    return Group(Panel(Group(*body), title="Meta-review"))
+    panel = Panel(Group(*body), title="Meta-review")
+    return Group(f"[bold]{escape(scope)}[/]", panel) if scope else Group(panel)
 
 
 def _bullets(title: str, items: list[str]) -> str:
@@ -116,27 +121,48 @@ def review_bench_cmd(
     resamples: int = typer.Option(1000, help="Bootstrap resamples for the 95% CIs"),
     budget_usd: float | None = typer.Option(None, "--budget-usd", help="Hard cap on LLM spend"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+    as_pdf: bool = typer.Option(False, "--as-pdf", help="Typeset each text as an ICLR-like PDF (LaTeX), review "
+                                "what is read back from it, and report the plain-text figures beside"),
+    archive: bool = typer.Option(False, "--archive", help="Measure the archive's own reviews against your "
+                                 "verdicts (`archive rate`; $AI_SCIENTIST_ARCHIVE, else ./archive) instead"),
 ) -> None:
     """Measure the reviewer against human accept/reject decisions, with bootstrap CIs."""
     from agent.review import bench as review_bench  # numpy and scipy: loaded only for this command
-    data = data or review_bench.default_data_dir()
-    if not data.exists():
-        raise UserError(f"{data}: no such folder; pass --data DIR (the layout of ../shared/review_bench/)")
-    with tempfile.TemporaryDirectory(prefix="ai-scientist-bench-") as tmp:
-        ledger = Ledger(Path(tmp) / "usage.jsonl")
-        brain = _brain(model, base_url, budget_usd, ledger)
-        llm = brain.info.kind == "llm"
-        k = reviewers if reviewers is not None else (5 if llm else 1)
-        workers = parallel or (8 if llm else 1)
-        report = _bench_with_progress(brain, data, limit, k, seed, workers, resamples, ledger)
+    if archive:
+        from agent.archive.store import Archive, default_archive_root
+
+        if data is not None or as_pdf:
+            raise UserError("--archive measures the archive's reviews against your verdicts; it takes no --data or --as-pdf")
+        root = default_archive_root()
+        if not root.is_dir():
+            raise UserError(f"no archive at {root}; set AI_SCIENTIST_ARCHIVE or run from the folder that holds it")
+        report = review_bench.archive_bench(Archive(root), resamples=resamples, seed=seed)
+    else:
+        report = _iclr_bench(review_bench, data, model, base_url, limit, reviewers, seed, parallel, resamples,
+                             budget_usd, as_pdf)
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
         console.print(review_bench.render(report))
 
 
+def _iclr_bench(review_bench, data: Path | None, model: str | None, base_url: str | None, limit: int | None,  # noqa: ANN001
+                reviewers: int | None, seed: int, parallel: int | None, resamples: int, budget_usd: float | None,
+                as_pdf: bool) -> review_bench.BenchReport:
+    data = data or review_bench.default_data_dir()
+    if not data.exists():
+        raise UserError(f"{data}: no such folder; pass --data DIR (the layout of ../shared/review_bench/)")
+    with tempfile.TemporaryDirectory(prefix="ai-scientist-bench-") as tmp:
+        ledger = Ledger(Path(tmp) / "usage.jsonl")
+        brain = _brain(model, base_url, budget_usd, ledger)
+        llm = brain.info.concurrent  # a brain that waits on the network: a bigger ensemble, in parallel
+        k = reviewers if reviewers is not None else (5 if llm else 1)
+        workers = parallel or (8 if llm else 1)
+        return _bench_with_progress(brain, data, limit, k, seed, workers, resamples, ledger, as_pdf)
+
+
 def _bench_with_progress(brain: Brain, data: Path, limit: int | None, reviewers: int, seed: int,
-                         workers: int, resamples: int, ledger: Ledger) -> review_bench.BenchReport:
+                         workers: int, resamples: int, ledger: Ledger, as_pdf: bool) -> review_bench.BenchReport:
     from agent.review import bench as review_bench
 
     progress = Progress(
@@ -161,7 +187,7 @@ def _bench_with_progress(brain: Brain, data: Path, limit: int | None, reviewers:
     with progress:
         return review_bench.bench(
             brain, data, limit=limit, reviewers=reviewers, seed=seed, workers=workers, resamples=resamples,
-            on_start=on_start, on_done=on_done, cost=lambda: _cost(ledger),
+            on_start=on_start, on_done=on_done, cost=lambda: _cost(ledger), pdf=as_pdf,
         )
 
 

@@ -156,6 +156,20 @@ def new_tree(deps: Deps, idea: Idea, wd: IdeaWorkdir) -> SearchTree:
         wall_cap_s=deps.settings.search_minutes * 60 if deps.settings.search_minutes else None,
     )
     root.metric, root.score = primary_mean(root.results or {}, primary.name), 0.0
+    head = wd.repo.head()
+    if idea.continues and head != commit:  # a continuation: the search starts from that paper's code
+        tree.nodes.append(
+            SearchNode(
+                id=1,
+                parent=0,
+                kind="draft",
+                stage="research",
+                seeds=seeds,
+                commit=head,
+                run="run_1",
+                plan=PlannedRun(description=f"The final code of paper {idea.continues}, continued"),
+            )
+        )
     return tree
 
 
@@ -365,8 +379,10 @@ class Search:
         if got is not None and got.flag and not node.buggy:  # the brain may add a bug, never clear one
             node.buggy, node.bug, node.debug = True, f"flagged by the brain: {got.flag[:300]}", True
             kind = "debug"
-        if got is None or got.plan is None or (
-            kind == "debug" and node.debug_depth >= self.deps.settings.search_debug_depth
+        if (
+            got is None
+            or got.plan is None
+            or (kind == "debug" and node.debug_depth >= self.deps.settings.search_debug_depth)
         ):
             node.exhausted.append(asked)  # never asked again for this kind of child of this node
             self._save()
@@ -414,12 +430,13 @@ class Search:
         files.remove(folder.parent, folder.name)  # a half-made folder of an interrupted session
         folder.mkdir()
         parent = self.tree.nodes[node.parent or 0]
-        self.wd.repo.checkout_files(parent.commit, folder)
-        node.commit = parent.commit  # until its own edits are committed
+        preset = bool(node.commit)  # a replicate's, a continuation's, or committed before an interruption
+        self.wd.repo.checkout_files(node.commit or parent.commit, folder)
+        node.commit = node.commit or parent.commit  # until its own edits are committed
         refused = refused_flags(node.args)
         if refused:
             return refused
-        if node.kind != "replicate":
+        if not preset:
             try:
                 apply_edits(folder, node.plan.edits, self.deps.template.editable_files)
             except EditRefused as e:

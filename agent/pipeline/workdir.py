@@ -78,15 +78,26 @@ class IdeaWorkdir:
     def log_dir(self) -> Path:
         return self.state / "logs"
 
-    def create(self, template: Template) -> None:
-        """Copy the template into the tree and commit it, unless that was done already."""
+    def create(self, template: Template, continues: Path | None = None) -> None:
+        """Copy the template into the tree and commit it, unless that was done already. With
+        `continues` (an archived paper's workdir.bundle) the tree starts from that paper's final
+        code instead, with its history, and the template tag where the template was."""
         if self.repo.exists:
             return
         if self.tree.exists():  # a half-made tree from a crash before the first commit
             files.remove(self.tree.parent, self.tree.name)
-        shutil.copytree(template.path, self.tree, ignore=_NOT_COPIED, symlinks=False)
         self.state.mkdir(parents=True, exist_ok=True)
-        self.repo.init(f"template {template.name}")
+        if continues is None:
+            shutil.copytree(template.path, self.tree, ignore=_NOT_COPIED, symlinks=False)
+            self.repo.init(f"template {template.name}")
+            return
+        self.tree.mkdir()
+        self.repo.clone_bundle(continues)
+        files.scan(self.tree)  # what a bundle checks out is a run's tree too: no link survives
+        for rel in files.list_dirs(self.tree):  # its outputs stay in the archive; the code carries on
+            if rel.startswith("run_") or rel in (FIGURES, PAPER):
+                files.remove(self.tree, rel)
+        self.repo.commit(f"continue paper {continues.parent.name}", always=True)
 
     def commit(self, message: str, *, always: bool = False) -> str | None:
         return self.repo.commit(message, always=always)

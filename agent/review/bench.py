@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -22,9 +23,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
+from agent.archive.store import Archive
 from agent.brains.base import Brain
 from agent.errors import BudgetExceeded, UserError
+from agent.paper import latex
+from agent.review import pdf_layouts
 from agent.review.ensemble import review_paper
+from agent.review.paper_text import Paper, read_paper
 
 ACCEPT_AT = 6
 METRICS = ("balanced_accuracy", "accuracy", "f1", "auc", "fpr", "fnr")
@@ -124,10 +129,22 @@ class Prediction(BaseModel):
     error: str | None = None
 
 
-def review_one(brain: Brain, paper: BenchPaper, reviewers: int) -> Prediction:
+def as_pdf(paper: BenchPaper) -> Paper:
+    """The paper's text typeset in the ICLR-like layout, compiled, and read back from the PDF."""
+    with tempfile.TemporaryDirectory(prefix="ai-scientist-bench-pdf-") as tmp:
+        folder = Path(tmp)
+        pdf_layouts.write(paper.path.read_text(errors="replace"), "iclr", folder)
+        built = latex.compile_pdf(folder, timeout_s=120)
+        if built.pdf is None:
+            raise RuntimeError(f"LaTeX built no PDF: {'; '.join(built.problems[:2])}")
+        return read_paper(built.pdf)
+
+
+def review_one(brain: Brain, paper: BenchPaper, reviewers: int, pdf: bool = False) -> Prediction:
     base = dict(id=paper.id, accept=paper.accept, human_mean=paper.human_mean)
     try:
-        meta = review_paper(brain, paper.path.read_text(errors="replace"), reviewers).meta
+        source = as_pdf(paper) if pdf else paper.path.read_text(errors="replace")
+        meta = review_paper(brain, source, reviewers).meta
     except UserError:
         raise  # a spent budget or a bad key ends the benchmark
     except Exception as e:  # one paper's failure (a bad LLM answer) must not
@@ -137,7 +154,7 @@ def review_one(brain: Brain, paper: BenchPaper, reviewers: int) -> Prediction:
 
 def run_reviews(
     brain: Brain, papers: list[BenchPaper], reviewers: int, workers: int,
-    on_done: Callable[[Prediction], None] = lambda p: None,
+    on_done: Callable[[Prediction], None] = lambda p: None, pdf: bool = False,
 ) -> tuple[list[Prediction], str | None]:
     """Review every paper on `workers` threads; returns predictions in paper order and the
     reason it stopped early (a spent budget), if it did. Threads suit an LLM, whose calls
@@ -147,7 +164,7 @@ def run_reviews(
     error: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        futures = [pool.submit(review_one, brain, p, reviewers) for p in papers]
+        futures = [pool.submit(review_one, brain, p, reviewers, pdf) for p in papers]
         for f in as_completed(futures):
             if (error := f.exception()) is not None:
                 break
@@ -268,6 +285,9 @@ class BenchReport(BaseModel):
     resamples: int
     seed: int
     wall_s: float = 0.0
+    as_pdf: bool = Field(default=False, description="each text was typeset as a PDF and read back")
+    text_metrics: dict[str, Estimate] | None = Field(
+        default=None, description="with as_pdf: the same papers reviewed from their plain text, for comparison")
     cost: dict | None = Field(default=None, description="ledger summary when an LLM was used")
     predictions: list[Prediction] = Field(default_factory=list)
 
@@ -302,20 +322,27 @@ def render(report: BenchReport):
     def f(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.2f}"
 
+    reviews = f"{report.reviewers} review(s) + meta" if report.reviewers else "as archived"
     table = Table(title=f"Review bench: {report.n} papers ({report.n_accept} accepted), "
-                        f"{report.model}, {report.reviewers} review(s) + meta, accept iff Overall >= {ACCEPT_AT}")
+                        f"{report.model}, {reviews}, accept iff Overall >= {ACCEPT_AT}")
     table.add_column("Metric")
-    table.add_column("Ours", justify="right")
+    table.add_column("Ours (PDF)" if report.as_pdf else "Ours", justify="right")
     table.add_column("95% CI", justify="right")
+    text = report.text_metrics
+    if text is not None:
+        table.add_column("Plain text", justify="right")
     for ref in REFERENCE:
         table.add_column(ref, justify="right")
     for k in METRICS:
         e = report.metrics[k]
         ci = "n/a" if e.low is None else f"[{e.low:.2f}, {e.high:.2f}]"
-        table.add_row(LABELS[k], f(e.value), ci, *(f(REFERENCE[r].get(k)) if k in REFERENCE[r] else "-"
-                                                  for r in REFERENCE))
+        plain = [f(text[k].value)] if text is not None else []
+        table.add_row(LABELS[k], f(e.value), ci, *plain, *(f(REFERENCE[r].get(k)) if k in REFERENCE[r] else "-"
+                                                          for r in REFERENCE))
     c = report.confusion
     lines = [
+        *(["PDF: each text typeset in the ICLR-like layout, compiled with LaTeX and read back from the PDF; "
+           "'Plain text' reviews the same papers from their text."] if report.as_pdf else []),
         "Reference: AI Scientist paper (GPT-4o, 5 reviews + meta, ICLR 2022); humans: NeurIPS 2021 "
         "consistency experiment.",
         f"Correlation of Overall with the mean human score: Pearson {f(report.pearson)}, "
@@ -335,18 +362,44 @@ def render(report: BenchReport):
     return Group(table, *lines)
 
 
+MIN_RATED = 10
+"""Rated papers an archive needs before its reviewer is measured against the researcher."""
+
+
+def archive_bench(archive: Archive, *, resamples: int = 1000, seed: int = 0) -> BenchReport:
+    """The archive's own automated reviews against the researcher's verdicts: each rated paper's
+    meta-review Overall against the researcher's score, Accept iff >= 6 on either side, with the
+    same metrics and bootstrap CIs as the ICLR bench. Whether the reviewer's ranking of this
+    archive can be trusted for this researcher."""
+    rated = [r for r in archive.list() if r.human_score is not None and r.overall is not None]
+    if len(rated) < MIN_RATED:
+        raise UserError(f"{archive.root}: {len(rated)} rated paper(s); rate at least {MIN_RATED} with "
+                        "`ai-scientist archive rate ID SCORE` before measuring the reviewer against you")
+    preds = [Prediction(id=r.id, accept=r.human_score >= ACCEPT_AT, human_mean=r.human_score,  # type: ignore[operator]
+                        overall=round(r.overall), predicted=r.overall >= ACCEPT_AT) for r in rated]  # type: ignore[operator, arg-type]
+    return BenchReport(data=f"{archive.root} (your verdicts)", model="the archive's automated reviews", reviewers=0,
+                       predictions=preds, **evaluate(preds, resamples, seed))
+
+
 def bench(
     brain: Brain, data: Path, *, limit: int | None = None, reviewers: int = 1, seed: int = 0,
     workers: int = 1, resamples: int = 1000, on_start: Callable[[int], None] = lambda n: None,
     on_done: Callable[[Prediction], None] = lambda p: None, cost: Callable[[], dict | None] = lambda: None,
+    pdf: bool = False,
 ) -> BenchReport:
-    """Load, sample, review and score: the whole benchmark, without any display."""
+    """Load, sample, review and score: the whole benchmark, without any display. With `pdf`,
+    each paper is reviewed from a PDF of its text, and then from the text itself."""
     papers = sample(load(data), limit, seed)
     on_start(len(papers))
     t0 = time.perf_counter()
-    preds, stopped = run_reviews(brain, papers, reviewers, workers, on_done)
+    preds, stopped = run_reviews(brain, papers, reviewers, workers, on_done, pdf=pdf)
     wall = time.perf_counter() - t0
+    text_metrics = None
+    if pdf:
+        read = {p.id for p in preds if p.overall is not None}
+        text_preds, _ = run_reviews(brain, [p for p in papers if p.id in read], reviewers, workers)
+        text_metrics = evaluate(text_preds, resamples, seed)["metrics"] if read else None
     return BenchReport(
         data=str(data), model=brain.info.label, reviewers=reviewers, stopped=stopped, wall_s=wall,
-        cost=cost(), predictions=preds, **evaluate(preds, resamples, seed),
+        cost=cost(), predictions=preds, as_pdf=pdf, text_metrics=text_metrics, **evaluate(preds, resamples, seed),
     )

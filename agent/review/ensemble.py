@@ -1,4 +1,4 @@
-"""Reviewing a paper's text: an ensemble of reviewers, combined by a meta-review.
+"""Reviewing a paper: an ensemble of reviewers, combined by a meta-review.
 
 `review_paper` makes `reviewers` independent `brain.review` calls (in parallel for an LLM
 brain, whose calls wait on the network) and one `brain.meta_review`, which writes the
@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from agent.brains.base import Brain
 from agent.errors import UserError
 from agent.models import Review
+from agent.review.pdf_layout import Paper
 
 
 class ReviewOutcome(BaseModel):
@@ -23,14 +24,16 @@ class ReviewOutcome(BaseModel):
     meta: Review
 
 
-def review_paper(brain: Brain, text: str, reviewers: int = 3, idea: str = "") -> ReviewOutcome:
-    """`reviewers` reviews of `text` and their meta-review (with a reflection round); `idea`
-    names the idea the paper is for (empty for a paper from outside)."""
+def review_paper(brain: Brain, paper: Paper | str, reviewers: int = 3, idea: str = "") -> ReviewOutcome:
+    """`reviewers` reviews of `paper` (read by `agent.review.paper_text.read_paper`, or plain
+    text) and their meta-review (with a reflection round); `idea` names the idea the paper is
+    for (empty for a paper from outside)."""
     if reviewers < 1:
         raise UserError(f"--reviewers must be at least 1, got {reviewers}")
+    text, figures = (paper, []) if isinstance(paper, str) else (paper.text(), paper.figures)
     if brain.info.concurrent and reviewers > 1:
         with ThreadPoolExecutor(max_workers=reviewers) as pool:
-            reviews = list(pool.map(lambda _: brain.review(text, idea=idea), range(reviewers)))
+            reviews = list(pool.map(lambda _: brain.review(text, figures, idea=idea), range(reviewers)))
     else:
-        reviews = [brain.review(text, idea=idea) for _ in range(reviewers)]
+        reviews = [brain.review(text, figures, idea=idea) for _ in range(reviewers)]
     return ReviewOutcome(reviews=reviews, meta=brain.meta_review(reviews, idea=idea))

@@ -56,7 +56,7 @@ def main():
     os.setresgid(spec["gid"], spec["gid"], spec["gid"])
     os.setresuid(spec["uid"], spec["uid"], spec["uid"])
     try:
-        os.execvp(argv[0], argv)
+        os.execv(argv[0], argv)  # an absolute path: the stdlib may be out of reach from here on
     except OSError as e:
         sys.stderr.write(f"sandbox: cannot run {argv[0]!r}: {e.strerror}\n")
         os._exit(127)

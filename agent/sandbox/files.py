@@ -186,6 +186,12 @@ def list_files(root: Path, rel: str | PurePosixPath = ".", suffixes: tuple[str, 
     return sorted(names)
 
 
+def list_dirs(root: Path, rel: str | PurePosixPath = ".") -> list[str]:
+    """Names of the folders directly in folder `rel` (sorted); links to folders are not folders."""
+    with _open_dir(root, rel) as fd, os.scandir(fd) as entries:
+        return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+
+
 @contextlib.contextmanager
 def _open_dir(root: Path, rel: str | PurePosixPath) -> Iterator[int]:
     if str(rel) in (".", ""):

@@ -12,6 +12,7 @@ plus `ideas_reflect`, `meta_review_reflect` and `write_section:<section>`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +26,7 @@ from agent.brains.llm.summaries import (
     analysis_brief,
     archive_brief,
     edits_brief,
+    follow_ups_brief,
     history_brief,
     hits_brief,
     idea_brief,
@@ -47,6 +49,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -158,7 +161,8 @@ class LLMBrain:
         archive = archive_brief(ctx.archive, tpl.name)
         seeds = "\n".join(s.model_dump_json(exclude={"knobs"}) for s in ctx.seed_ideas[:2]) or "(none)"
         system, user = render(
-            "ideas", template=template_brief(tpl), archive=archive, seeds=seeds, num_ideas=ctx.num_ideas
+            "ideas", template=template_brief(tpl), archive=archive, seeds=seeds, num_ideas=ctx.num_ideas,
+            follow_ups=follow_ups_brief(ctx.follow_ups),
         )
         tokens = 400 * ctx.num_ideas + 400
         got = self.client.complete("ideas", system, user, IdeaList, max_tokens=tokens).ideas
@@ -385,9 +389,12 @@ class LLMBrain:
 
     # ------------------------------------------------------------------ review
 
-    def review(self, paper_text: str, *, idea: str = "") -> Review:
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+        """The figures are listed by page and caption; sending them as image parts is the LLM
+        client's vision support (issue 12), which takes `figures` as they are."""
         tag = idea
-        system, user = render("review", paper=paper_text[:PAPER_CHARS])
+        listing = "\n".join(f"- page {f.page}: {f.caption or '(no caption found)'}" for f in figures)
+        system, user = render("review", paper=paper_text[:PAPER_CHARS], figures=listing or "(none extracted)")
         return self.client.complete("review", system, user, Review, idea=tag, max_tokens=2000)
 
     def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:

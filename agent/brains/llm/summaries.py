@@ -86,19 +86,33 @@ def idea_brief(idea: Idea) -> str:
 
 
 def archive_brief(archive: list[ArchivedIdea], template: str, top: int = ARCHIVE_TOP) -> str:
-    """This template's archived ideas, best score first, one line each."""
+    """This template's archived ideas, best first, one line each. The researcher's own score
+    outranks the automated review's, and their note and mark come with it."""
     mine = [a for a in archive if a.template == template]
     if not mine:
         return "(empty: nothing tested yet)"
-    mine.sort(key=lambda a: a.score if a.score is not None else -1.0, reverse=True)
-    lines = [
-        f"- {a.name}: {a.title} | knobs {','.join(a.knobs) or '-'} | "
-        f"score {a.score if a.score is not None else '?'} {a.decision or ''}".rstrip()
-        for a in mine[:top]
-    ]
+    mine.sort(key=lambda a: a.best_score if a.best_score is not None else -1.0, reverse=True)
+    lines = [f"- {a.name}: {a.title} | knobs {','.join(a.knobs) or '-'} | {_scores(a)}" for a in mine[:top]]
     if len(mine) > top:
         lines.append(f"(+{len(mine) - top} more, lower scored: {', '.join(a.name for a in mine[top:])})")
     return "\n".join(lines)
+
+
+def _scores(a: ArchivedIdea) -> str:
+    review = f"review {a.score if a.score is not None else '?'} {a.decision or ''}".rstrip()
+    if a.human_score is None:
+        return review
+    mark = {"follow-up": "; marked follow-up", "discard": "; DISCARDED, never propose again"}.get(a.mark or "", "")
+    note = f'; note: "{tail(a.note, 300)}"' if a.note.strip() else ""
+    return f"researcher {a.human_score:g}/10{mark}{note} ({review})"
+
+
+def follow_ups_brief(follow_ups: list[ArchivedIdea]) -> str:
+    """The papers to continue first, with what the researcher said of them."""
+    if not follow_ups:
+        return "(none)"
+    return "\n".join(f"- paper {a.paper_id}: {a.name}: {a.title} | knobs {','.join(a.knobs) or '-'} | "
+                     f"{_scores(a)} | hypothesis: {tail(a.hypothesis, 300)}" for a in follow_ups)
 
 
 def hits_brief(hits: list[LiteratureHit], top: int = HITS_TOP, chars: int = ABSTRACT_CHARS) -> str:

@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import random
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from agent.brains.base import BrainInfo
@@ -37,6 +38,7 @@ from agent.models import (
     LiteratureHit,
     NoveltyDecision,
     PaperContext,
+    PaperFigure,
     PlannedRun,
     PlotPlan,
     Review,
@@ -318,6 +320,32 @@ def _seeded(ctx: IdeationContext, tested: set[frozenset[str]]) -> list[Idea]:
     return out
 
 
+def _continuations(ctx: IdeationContext, rng: random.Random) -> list[Idea]:
+    """One continuation per paper the researcher marked follow-up: from that paper's code, its
+    knob studied together with the knob the archive knows least (two knobs at most, as the
+    sweep plans them), or, for a two-knob paper, the same pair again at this night's scale."""
+    tested, count, _ = _archive_stats(ctx)
+    known = {k.name: k for k in ctx.template.knobs}
+    out = []
+    for past in ctx.follow_ups:
+        base = [known[k] for k in past.knobs if k in known][:2]
+        if not base:
+            continue
+        if len(base) == 1:
+            fresh = [k for k in ctx.template.knobs if k.name != base[0].name
+                     and frozenset((base[0].name, k.name)) not in tested]
+            base += sorted(fresh, key=lambda k: (count.get(k.name, 0), k.name))[:1]
+        why = f" The researcher's note on it: \u201c{past.note.strip()}\u201d." if past.note.strip() else ""
+        idea = _make_idea(rng, ctx.template, base, interest=9, novelty=7, feasibility=_feasibility(ctx.template, base))
+        out.append(idea.model_copy(update={
+            "name": f"{_slug(past.name)[:40]}_more",
+            "title": f"Following up {past.title.rstrip('.?!')}",
+            "experiment": f"Continue the paper {past.paper_id} from its final code. " + idea.experiment + why,
+            "continues": past.paper_id,
+        }))
+    return out
+
+
 def _pick(ranked: list[Idea], n: int, chosen: list[Idea] | None = None) -> list[Idea]:
     """Greedy choice of up to `n` ideas after those already `chosen`: untested knob sets only,
     each knob already picked tonight costing 2 points of merit so that one night covers more of
@@ -347,7 +375,7 @@ class OfflineBrain:
 
     def __init__(self, seed: int = 0):
         self.seed = seed
-        self.info = BrainInfo(kind="offline", model="offline")
+        self.info = BrainInfo(kind="offline", model="offline", review_scope=offline_reviewer.SCOPE)
 
     def _rng(self, *parts: Any) -> random.Random:
         return random.Random(_stable_seed(self.seed, *parts))
@@ -358,11 +386,12 @@ class OfflineBrain:
         archive_key = sorted((a.template, a.name, tuple(a.knobs), str(a.score)) for a in ctx.archive)
         rng = self._rng("ideas", ctx.template.name, archive_key)
         taken = {a.name for a in ctx.archive if a.template == ctx.template.name}
-        seeds = _seeded(ctx, _archive_stats(ctx)[0])[: ctx.num_ideas]
+        # The researcher's follow-ups first, then the template author's seed ideas, then ours.
+        first = (_continuations(ctx, rng) + _seeded(ctx, _archive_stats(ctx)[0]))[: ctx.num_ideas]
         ideas = _rank(_candidates(ctx, rng), rng)
         for _ in range(max(1, ctx.reflections)):
-            ideas = _reflect(ideas, taken | {i.name for i in seeds})
-        return _unique_names(_pick(ideas, ctx.num_ideas, chosen=seeds), taken)
+            ideas = _reflect(ideas, taken | {i.name for i in first})
+        return _unique_names(_pick(ideas, ctx.num_ideas, chosen=first), taken)
 
     def novelty(self, idea: Idea, hits: list[LiteratureHit]) -> NoveltyDecision:
         queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]
@@ -455,8 +484,8 @@ class OfflineBrain:
 
     # -- review
 
-    def review(self, paper_text: str, *, idea: str = "") -> Review:
-        return offline_reviewer.review(paper_text)
+    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+        return offline_reviewer.review(paper_text)  # the rubric reads the text; captions are in it
 
     def meta_review(self, reviews: list[Review], *, idea: str = "") -> Review:
         return offline_reviewer.meta_review(reviews)

@@ -1,9 +1,11 @@
 """The offline reviewer: a documented rubric (docs/offline_brain.md) that fills the NeurIPS
 review form from a paper's text alone.
 
-It reads LaTeX source, text extracted from a PDF, or Markdown-like text (the review-bench
-papers), so it never assumes our own paper layout. It measures evidence, not quality of
-ideas: what it cannot judge (originality against the literature) it scores neutrally.
+It reads LaTeX source, the structured Markdown of a PDF (agent/review/pdf_layout.py), or
+Markdown-like text (the review-bench papers), so it never assumes our own paper layout. It
+measures reporting practice, not the quality of ideas: what it cannot judge (originality
+against the literature, significance) it scores neutrally and says so; every review opens with
+`SCOPE`, the one line that says what kind of judgement it is.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ SECTION_WORDS = {
     "introduction": ("introduction",),
     "related_work": ("related work", "background", "prior work", "literature", "preliminar"),
     "method": ("method", "approach", "model", "framework", "proposed", "algorithm", "formulation"),
-    "experiments": ("experiment", "evaluation", "setup", "empirical", "benchmark"),
+    "experiments": ("experiment", "evaluation", "setup", "empirical", "benchmark", "simulation", "case stud"),
     "results": ("result", "analysis", "findings"),
-    "conclusion": ("conclusion", "concluding", "summary", "discussion", "future work"),
+    "conclusion": ("conclusion", "concluding", "summary", "discussion", "future work", "outlook",
+                   "closing remarks", "final remarks"),
     "limitations": ("limitation", "broader impact"),
     "references": ("references", "bibliography"),
 }
 CORE = ("abstract", "introduction", "method", "experiments", "conclusion")
+SCOPE = ("Offline rubric review: it scores reporting practice (sections, seeds, statistics, baselines, "
+         "ablations, limitations) and does not judge the significance of the idea.")
+NOT_JUDGED = ("The rubric cannot judge originality or significance: originality is scored neutrally from "
+              "the text, and significance only from the evidence the paper reports.")
 
 STAT_TERMS = {
     "confidence intervals": r"confidence interval|\b9[05]\s*\\?%\s*CI\b|\bCIs?\b",
@@ -81,17 +88,38 @@ class Features(BaseModel):
 # ---------------------------------------------------------------- reading a paper
 
 
+_HEADING_PATTERNS = (
+    re.compile(r"\\(?:sub)?section\*?\{([^}]*)\}"),
+    re.compile(r"^#{1,4}\s+(.{2,100})$", re.MULTILINE),
+    re.compile(r"^\d+(?:\.\d+)*\.?\s+([A-Z][A-Za-z][\w \-:,&'()]{1,80})$", re.MULTILINE),
+    re.compile(r"^([A-Z][A-Z \-&]{3,60})$", re.MULTILINE),
+)
+
+
 def _headings(text: str) -> list[str]:
-    found = re.findall(r"\\(?:sub)?section\*?\{([^}]*)\}", text)
-    found += re.findall(r"^#{1,4}\s+(.{2,100})$", text, re.MULTILINE)
-    found += [m[1] for m in re.findall(r"^(\d+(?:\.\d+)*\.?)\s+([A-Z][A-Za-z][\w \-:,&'()]{1,80})$", text, re.MULTILINE)]
-    found += re.findall(r"^([A-Z][A-Z \-&]{3,60})$", text, re.MULTILINE)
-    return [h.strip() for h in found if h.strip()]
+    """Headings in the order the paper has them (the method section is found by its place)."""
+    found = sorted((m.start(), m[1].strip()) for p in _HEADING_PATTERNS for m in p.finditer(text) if m[1].strip())
+    return [h for _, h in found]
+
+
+def heading_kinds(heading: str) -> set[str]:
+    """The canonical sections a heading's words name (`Experimental Setup` -> experiments)."""
+    low = heading.lower()
+    return {name for name, words in SECTION_WORDS.items() if any(w in low for w in words)}
 
 
 def _canonical(headings: list[str], text: str) -> list[str]:
-    low = [h.lower() for h in headings]
-    out = [name for name, words in SECTION_WORDS.items() if any(w in h for h in low for w in words)]
+    kinds = [heading_kinds(h) for h in headings]
+    found = set().union(*kinds)
+    if "method" not in found and "introduction" in found:
+        # Papers name their method section after the method (`3 Finite Volume Neural Networks`):
+        # an unrecognised heading between the introduction and the experiments is the method.
+        start = next(i for i, k in enumerate(kinds) if "introduction" in k)
+        end = next((i for i, k in enumerate(kinds) if i > start and k & {"experiments", "results", "conclusion"}),
+                   len(kinds))
+        if any(not kinds[i] for i in range(start + 1, end)):
+            found.add("method")
+    out = [name for name in SECTION_WORDS if name in found]
     if "abstract" not in out and re.search(r"\\begin\{abstract\}|^\s*abstract\b", text, re.IGNORECASE | re.MULTILINE):
         out.append("abstract")
     if "references" not in out and re.search(r"\\bibliography\{|\\begin\{thebibliography\}", text):
@@ -290,6 +318,11 @@ def _strengths(f: Features) -> list[str]:
     return out or ["The paper states a concrete question; the rubric found little else to credit."]
 
 
+def missing_sections(f: Features) -> list[str]:
+    """Core sections the rubric found no heading for."""
+    return [s for s in CORE if s not in f.sections]
+
+
 def _weaknesses(f: Features) -> list[str]:
     out = []
     if not f.seeds:
@@ -302,7 +335,7 @@ def _weaknesses(f: Features) -> list[str]:
         out.append("No ablation study.")
     if f.baselines < 2:
         out.append("Little or no comparison with baselines.")
-    missing = [s.replace("_", " ") for s in CORE if s not in f.sections]
+    missing = [s.replace("_", " ") for s in missing_sections(f)]
     if missing:
         out.append(f"Missing or unrecognised sections: {', '.join(missing)}.")
     if f.figures == 0:
@@ -345,10 +378,10 @@ def _limitations(f: Features) -> list[str]:
 def _summary(f: Features) -> str:
     found = ", ".join(s.replace("_", " ") for s in f.sections) or "no recognisable sections"
     lead = f.abstract.split(". ")[0].rstrip(".") + "." if f.abstract else "The paper has no recognisable abstract."
-    return (f"\"{f.title or '(untitled)'}\". {lead} The text has about {f.words} words ({found}), {f.figures} figures, "
+    return (f"{SCOPE}\n\"{f.title or '(untitled)'}\". {lead} The text has about {f.words} words ({found}), {f.figures} figures, "
             f"{f.tables} tables and about {f.references} references; its evidence includes "
             f"{', '.join(f.stats) or 'no uncertainty estimates'}"
-            f"{', seeds or repeated runs' if f.seeds else ''}{', an ablation' if f.ablation else ''}.")
+            f"{', seeds or repeated runs' if f.seeds else ''}{', an ablation' if f.ablation else ''}. {NOT_JUDGED}")
 
 
 def _confidence(f: Features) -> int:
@@ -397,7 +430,8 @@ def meta_review(reviews: list[Review]) -> Review:
     avg = {k: _mean([getattr(r, k) for r in reviews]) for k in ints}
     decision = "Accept" if avg["overall"] >= 6 else "Reject"
     votes = Counter(r.decision for r in reviews)
-    summary = f"Meta-review of {len(reviews)} review(s). {reviews[0].summary}"
+    first = reviews[0].summary.removeprefix(SCOPE).lstrip("\n")
+    summary = f"{SCOPE}\nMeta-review of {len(reviews)} review(s). {first}"
     if votes.get(decision, 0) * 2 < len(reviews):
         summary += (f" Reflection: most reviewers voted {votes.most_common(1)[0][0]}, but the averaged overall "
                     f"score of {avg['overall']} decides {decision}.")

@@ -13,6 +13,8 @@ JSON fails that run, with the reason, into the fix loop.
 
 from __future__ import annotations
 
+import json
+
 from agent.edits import EditRefused, apply_edits
 from agent.models import ExperimentContext, Idea, PlannedRun, RunRecord
 from agent.paper import tree_figure
@@ -30,12 +32,19 @@ def run_experiments(deps: Deps, task: IdeaTask) -> StageResult:
     return (search_tree if deps.settings.search == "tree" else run_linear)(deps, task)
 
 
+def create(deps: Deps, idea: Idea) -> IdeaWorkdir:
+    """The idea's folders: the template, or for a continuation the continued paper's code."""
+    wd = deps.workdir(idea.name)
+    bundle = deps.archive.folder(idea.continues) / "workdir.bundle" if idea.continues else None
+    wd.create(deps.template, continues=bundle)
+    return wd
+
+
 def search_tree(deps: Deps, task: IdeaTask) -> StageResult:
     """Search, confirm, and go on only if the confirmation of the selected node and of the
     baseline both produced results."""
     idea = Idea.model_validate(task["idea"])
-    wd = deps.workdir(idea.name)
-    wd.create(deps.template)
+    wd = create(deps, idea)
     tree = search.Search(deps, idea, wd).run()
     tree_figure.draw(tree, deps.template, wd.search_figure)
     runs = search.adopt(deps, wd, tree)
@@ -52,8 +61,7 @@ def search_tree(deps: Deps, task: IdeaTask) -> StageResult:
 def run_linear(deps: Deps, task: IdeaTask) -> StageResult:
     """Run up to `max_runs` planned runs; continue only if at least one succeeded."""
     idea = Idea.model_validate(task["idea"])
-    wd = deps.workdir(idea.name)
-    wd.create(deps.template)
+    wd = create(deps, idea)
     if not files.is_file(wd.tree, "run_0/final_info.json"):
         files.copy_tree(deps.baseline_dir, "run_0", wd.tree, "run_0")
         wd.note(f"# Lab notebook: {idea.title}\n\nHypothesis: {idea.hypothesis}\n\n"
@@ -86,7 +94,20 @@ def context(deps: Deps, idea: Idea, wd: IdeaWorkdir, runs: list[RunRecord]) -> E
     return ExperimentContext(
         idea=idea, template=deps.template, scale=deps.settings.scale,
         baseline=deps.baseline(), history=runs, max_runs=deps.settings.max_runs, code=current_code(wd),
+        prior=prior_findings(deps, idea),
     )
+
+
+def prior_findings(deps: Deps, idea: Idea) -> dict | None:
+    """For a continuation: what the continued paper found (its archived analysis), to build on."""
+    if not idea.continues:
+        return None
+    try:
+        results = json.loads((deps.archive.folder(idea.continues) / "results.json").read_text())
+        analysis = results["analysis"]
+        return {"paper": idea.continues, "verdict": analysis.get("verdict"), "findings": analysis.get("findings", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def attempt_run(deps: Deps, ctx: ExperimentContext, wd: IdeaWorkdir, name: str, plan: PlannedRun) -> RunRecord:

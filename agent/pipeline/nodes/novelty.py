@@ -33,7 +33,11 @@ def judge(deps: Deps, task: IdeaTask, past: list[ArchivedIdea],
     """Gather evidence for one idea, ask the brain, and log both."""
     idea = Idea.model_validate(task["idea"])
     evidence = literature.gather_evidence(idea, deps.template, past, settings)
-    decision = deps.brain.novelty(idea, evidence.hits)
+    if idea.continues:  # the researcher asked for it: the literature still feeds the paper
+        decision = NoveltyDecision(novel=True, reason=f"a continuation of paper {idea.continues}, which the "
+                                   "researcher marked follow-up")
+    else:
+        decision = deps.brain.novelty(idea, evidence.hits)
     deps.workdir(idea.name).save_literature(evidence.hits)
     with (deps.run_dir / "novelty.log").open("a") as f:
         f.write(json.dumps({"idea": idea.name, "decision": decision.model_dump(),

@@ -12,7 +12,7 @@ from agent.pipeline.stage import StageResult
 from agent.pipeline.state import IdeaTask
 from agent.pipeline.workdir import IdeaWorkdir
 from agent.review.ensemble import review_paper
-from agent.review.paper_text import paper_text
+from agent.review.paper_text import read_paper
 from agent.sandbox import files
 
 
@@ -29,7 +29,7 @@ def review_pdf(deps: Deps, wd: IdeaWorkdir) -> ReviewRecord:
     with tempfile.TemporaryDirectory(prefix="ai-scientist-review-") as tmp:
         pdf = Path(tmp) / "paper.pdf"  # a copy of ours: the paper folder is one LaTeX ran in
         pdf.write_bytes(files.read_bytes(wd.paper_dir, "paper.pdf"))
-        text = paper_text(pdf)
-    outcome = review_paper(deps.brain, text, deps.settings.reviewers, idea=wd.name)
+        paper = read_paper(pdf)
+    outcome = review_paper(deps.brain, paper, deps.settings.reviewers, idea=wd.name)
     return ReviewRecord(meta=outcome.meta, reviews=outcome.reviews,
                         faithfulness=wd.faithfulness().model_dump(mode="json"), reviewer=deps.brain.info.label)
