@@ -22,8 +22,10 @@ venv: .venv/.installed
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The tree search with 6 runs per idea: about the compute of a linear sweep, so that 2 reviewed
+# PDFs still come within 5 minutes of a fresh 2-core machine (the default, 8, is for nights).
 run: setup
-	.venv/bin/ai-scientist run --template 2d_diffusion --num-ideas 2 --scale smoke
+	.venv/bin/ai-scientist run --template 2d_diffusion --num-ideas 2 --scale smoke --search-budget 6
 
 test: setup
 	.venv/bin/ruff check agent tests bench

@@ -273,7 +273,7 @@ def _samples(block: dict, metric: str) -> list[float] | None:
     return [float(mean)] if isinstance(mean, int | float) else None
 
 
-def _setup(template: Template, scale: str | None) -> Setup:
+def _setup(template: Template, scale: str | None, seeds: list[int] | None = None) -> Setup:
     profile = template.scale.get(scale) if scale else None
     texts = [template.title, template.description, profile.description if profile else ""]
     texts += [m.description for m in template.metrics] + [k.description for k in template.knobs]
@@ -281,7 +281,7 @@ def _setup(template: Template, scale: str | None) -> Setup:
         template=template.name, title=template.title, description=template.description, scale=scale,
         scale_description=profile.description if profile else "",
         timeout_s=profile.timeout_s if profile else None,
-        seeds=template.seeds_for(scale) if scale else [],
+        seeds=seeds or (template.seeds_for(scale) if scale else []),
         datasets=template.datasets_for(scale) if scale else template.datasets,
         metrics=[MetricInfo(**m.model_dump()) for m in template.metrics],
         quoted_numbers=sorted({x for t in texts for x in numbers_in(t)}),
@@ -328,8 +328,9 @@ def _verdict(a: Analysis) -> Literal["effect", "null", "mixed", "inconclusive"]:
 
 
 def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: str | None = None,
-            alpha: float = ALPHA) -> Analysis:
-    """Compare every ok run with the baseline on every dataset and metric, then correct each
+            alpha: float = ALPHA, seeds: list[int] | None = None) -> Analysis:
+    """Compare every ok run with the baseline on every dataset and metric (run on `seeds`, by
+    default the scale's: a tree search's confirmation runs on fresh ones), then correct each
     metric's family of comparisons (Holm) before any verdict is drawn."""
     datasets = [d for d in template.datasets if d in baseline] or list(baseline)
     base_samples = {ds: {m.name: s for m in template.metrics if (s := _samples(baseline[ds], m.name))}
@@ -360,7 +361,7 @@ def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: st
     a = Analysis(
         alpha=alpha, primary_metric=template.primary.name, direction=template.primary.direction,
         n_seeds=n_seeds, n_runs=len(runs), n_ok=sum(r.ok for r in analysed), n_datasets=len(datasets),
-        setup=_setup(template, scale), knobs=knobs, baseline_label=baseline_label, baseline=base,
+        setup=_setup(template, scale, seeds), knobs=knobs, baseline_label=baseline_label, baseline=base,
         runs=analysed, best=_best(template, base, analysed, baseline_label), verdict="null", findings=[],
     )
     a.verdict = _verdict(a)

@@ -52,6 +52,17 @@ class RunSettings(BaseModel):
     llm_stage_deadline_s: float = Field(
         default=1800.0, gt=0, description="Deadline of all LLM calls of one brain step (a section, a review, ...)"
     )
+    search: Literal["tree", "linear"] = Field(
+        default="tree", description="tree: best-first search over code states, confirmed on fresh seeds; "
+        "linear: up to --max-runs runs in a line (no confirmation)")
+    # 8: about the compute of --max-runs 5, since screening runs use one seed in three
+    search_budget: int = Field(default=8, ge=3, le=500,
+                               description="Runs per idea with --search tree, the two confirmation runs included")
+    parallel_runs: int = Field(default=1, ge=1, le=64, description="Runs of one idea's search at once")
+    search_minutes: float | None = Field(
+        default=None, gt=0, description="Wall-clock cap on one idea's exploration; confirmation still runs")
+    search_debug_prob: float = Field(default=0.5, ge=0, le=1, description="Chance that a buggy node is debugged")
+    search_debug_depth: int = Field(default=3, ge=0, le=10, description="Debug attempts in a row, at most")
     improve: bool = Field(default=False, description="Revise the paper from its review, then review again")
     literature: Literal["auto", "online", "offline"] = Field(
         default="auto", description="Literature search: auto = online for an LLM brain, offline for the offline brain"

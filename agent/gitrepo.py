@@ -18,6 +18,8 @@ from pathlib import Path
 
 import git
 
+from agent.sandbox import files
+
 TEMPLATE_TAG = "template"
 # Bulky artefacts stay out of the history; the archive copies what it needs.
 EXCLUDE = ("__pycache__", "*.pyc", "*.pt", "*.pth", "*.ckpt", "*.npy", "*.npz", "*.log")
@@ -69,19 +71,25 @@ class IdeaRepo:
         self._git = git.Git(self.work_tree)
 
     def _execute(self, args: tuple[str, ...], binary: bool, allow: dict[str, str] | None = None,
-                 ) -> tuple[int, str | bytes, str]:
+                 work_tree: Path | None = None, index: Path | None = None) -> tuple[int, str | bytes, str]:
+        tree = Path(work_tree).resolve() if work_tree else self.work_tree
         argv = ["git"]
         for key, value in {**_HARDENING, **(allow or {})}.items():
             argv += ["-c", f"{key}={value}"]
-        argv += [f"--git-dir={self.git_dir}", f"--work-tree={self.work_tree}", *args]
-        env = {**_ENV, "GIT_DIR": str(self.git_dir), "GIT_WORK_TREE": str(self.work_tree)}
-        status, out, err = self._git.execute(argv, env=env, with_extended_output=True, with_exceptions=False,
-                                             stdout_as_string=not binary, strip_newline_in_stdout=False)
+        argv += [f"--git-dir={self.git_dir}", f"--work-tree={tree}", *args]
+        env = {**_ENV, "GIT_DIR": str(self.git_dir), "GIT_WORK_TREE": str(tree)}
+        if index is not None:
+            env["GIT_INDEX_FILE"] = str(index)
+        runner = self._git if work_tree is None else git.Git(tree)
+        status, out, err = runner.execute(argv, env=env, with_extended_output=True, with_exceptions=False,
+                                          stdout_as_string=not binary, strip_newline_in_stdout=False)
         return status, out, str(err)
 
-    def run(self, *args: str, binary: bool = False) -> str | bytes:
-        """One hardened git command; its stdout, or GitCommandError."""
-        status, out, err = self._execute(args, binary)
+    def run(self, *args: str, binary: bool = False, work_tree: Path | None = None,
+            index: Path | None = None) -> str | bytes:
+        """One hardened git command (in another work tree, through another index, if given); its
+        stdout, or GitCommandError."""
+        status, out, err = self._execute(args, binary, work_tree=work_tree, index=index)
         if status != 0:
             raise git.GitCommandError(["git", *args], status, err)
         return out
@@ -146,3 +154,42 @@ class IdeaRepo:
 
     def head(self) -> str:
         return str(self.run("rev-parse", "HEAD")).strip()
+
+    # ------------------------------------------------------------ search nodes
+    # Each node of an idea's search tree has a folder of its own (see agent.pipeline.search).
+    # Its code is committed as a child of its parent's commit, through an index of its own, and
+    # kept reachable by `refs/nodes/<name>`: the idea's HEAD and main index are never touched,
+    # and the bundle in the archive holds every node.
+
+    def commit_node(self, work_tree: Path, parent: str, name: str, message: str) -> str:
+        """Commit the files of `work_tree` as a child of `parent`; returns the sha."""
+        index = self.git_dir / "node-index" / name
+        index.parent.mkdir(exist_ok=True)
+        index.unlink(missing_ok=True)
+        excluded = [f":(exclude,glob)**/{pattern}" for pattern in EXCLUDE]
+        self.run("add", "--all", "--force", "--", ".", *excluded, work_tree=work_tree, index=index)
+        tree = str(self.run("write-tree", work_tree=work_tree, index=index)).strip()
+        index.unlink(missing_ok=True)
+        sha = str(self.run("commit-tree", tree, "-p", parent, "-m", message)).strip()
+        self.run("update-ref", f"refs/nodes/{name}", sha)
+        return sha
+
+    def checkout_files(self, rev: str, dest: Path) -> list[str]:
+        """Write the regular files of commit `rev` into the folder `dest` through
+        agent.sandbox.files (links and submodules are skipped); returns their paths."""
+        written = []
+        for entry in str(self.run("ls-tree", "-r", "-z", "--full-tree", rev)).split("\0"):
+            if not entry:
+                continue
+            meta, path = entry.split("\t", 1)
+            mode, kind, sha = meta.split()
+            if kind != "blob" or mode not in ("100644", "100755"):
+                continue
+            data = bytes(self.run("cat-file", "blob", sha, binary=True))
+            files.write_bytes(dest, path, data, mode=0o755 if mode == "100755" else 0o644)
+            written.append(path)
+        return written
+
+    def diff(self, old: str, new: str) -> str:
+        """The unified diff between two commits (a search node against its parent)."""
+        return str(self.run("diff", *_DIFF, old, new, "--"))

@@ -256,6 +256,113 @@ class ExperimentContext(BaseModel):
         default=None, description="for a continuation: the continued paper's findings and verdict")
 
 
+# ---------------------------------------------------------------- the experiment search tree
+
+NodeKind = Literal["root", "draft", "debug", "improve", "tune", "ablate", "replicate"]
+SearchStage = Literal["tune", "research", "ablate", "confirm"]
+STAGES: tuple[SearchStage, ...] = ("tune", "research", "ablate", "confirm")
+
+
+class SearchNode(BaseModel):
+    """One node of an idea's search tree (`--search tree`): code, as a git commit, plus what
+    running it gave. The root is the unchanged template, whose run is the cached baseline."""
+
+    id: int
+    parent: int | None
+    kind: NodeKind
+    stage: SearchStage | None = Field(default=None, description="None for the root")
+    plan: PlannedRun = Field(description="What the brain proposed: its own flag changes and code edits")
+    args: dict[str, str] = Field(default_factory=dict, description="The run's flags: the parent's, then the plan's")
+    settings: dict[str, bool | int | float | str] = Field(
+        default_factory=dict, description="Declared knob -> value, where the node differs from the template")
+    seeds: list[int]
+    commit: str = Field(default="", description="The commit of the code it ran")
+    run: str = Field(description="Its output folder in its node folder (run_0 for the root)")
+    status: Literal["planned", "done"] = "planned"
+    results: dict[str, Any] | None = Field(default=None, description="final_info.json, validated")
+    metric: float | None = Field(default=None, description="The primary metric's mean over datasets")
+    score: float | None = Field(
+        default=None, description="Mean relative change of the primary metric against the root on the same "
+        "seeds, signed so that higher is better (0 for the root)")
+    buggy: bool = False
+    bug: str = Field(default="", description="Why it is buggy: crashed, bad results, refused edit, brain's flag")
+    error_tail: str = ""
+    wall_s: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    debug_depth: int = Field(default=0, description="Debug nodes on the path up to and including this one")
+    debug: bool | None = Field(default=None, description="Buggy: whether the (seeded) draw chose to debug it")
+    screened: bool = Field(default=False, description="Run on the first search seed only (successive halving)")
+    halving: Literal["waiting", "promoted", "pruned"] | None = Field(
+        default=None, description="A screened node's fate: waiting for its rung, rerun on every seed, or not")
+    exhausted: list[NodeKind] = Field(default_factory=list, description="Kinds of child the brain had no more of")
+
+
+class SearchTree(BaseModel):
+    """`search.json` in an idea's state folder: the whole search, saved after every node."""
+
+    idea: str
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    budget: int = Field(description="Nodes the search may add to the root, confirmation included")
+    budgets: dict[str, int] = Field(description="Nodes per stage, in stage order; unused ones roll over")
+    seeds: list[int] = Field(description="The search's seeds (the scale's); screening uses the first")
+    fresh_seeds: list[int] = Field(description="Seeds the search never used: confirmation runs on these")
+    wall_cap_s: float | None = None
+    stage: SearchStage = "tune"
+    nodes: list[SearchNode]
+    elapsed_s: float = Field(default=0.0, description="Search time over every session of the run")
+    selected: int | None = Field(default=None, description="The node the exploration selected to confirm")
+    confirmed: dict[str, int] = Field(
+        default_factory=dict, description="baseline / selected -> the confirmation node that reran it")
+    done: bool = False
+
+    def node(self, node_id: int) -> SearchNode:
+        return self.nodes[node_id]
+
+    def children(self, node_id: int) -> list[SearchNode]:
+        return [n for n in self.nodes if n.parent == node_id]
+
+    def ancestors(self, node_id: int) -> list[SearchNode]:
+        """The path from the root down to `node_id`, both included."""
+        path = [self.nodes[node_id]]
+        while path[-1].parent is not None:
+            path.append(self.nodes[path[-1].parent])
+        return path[::-1]
+
+    def used(self, stage: str) -> int:
+        return sum(1 for n in self.nodes if n.stage == stage)
+
+    def change_pct(self, node: SearchNode) -> float | None:
+        """The primary metric's relative change against the root on the node's seeds, in %."""
+        if node.score is None:
+            return None
+        return (-100.0 if self.direction == "minimize" else 100.0) * node.score
+
+
+class ExpandContext(BaseModel):
+    """What a brain is given to propose one child of a search node."""
+
+    idea: Idea
+    template: Template
+    scale: str
+    tree: SearchTree
+    node: int = Field(description="The node to expand")
+    kind: NodeKind = Field(description="The kind of child wanted")
+    code: str = Field(default="", description="experiment.py as the node ran it")
+    baseline: dict[str, Any] = Field(default_factory=dict, description="The root's results (the baseline)")
+    memory: Conversation = Field(default_factory=Conversation, description="The coder's memory of this idea")
+
+
+class Expansion(BaseModel):
+    """A brain's proposed child: the plan applied on top of the node's code and flags."""
+
+    plan: PlannedRun | None = Field(description="None only with a flag: the node is buggy and no fix is known")
+    screen: bool = Field(default=False, description="Screen on one seed first; the search promotes the promising")
+    flag: str = Field(default="", description="Why the brain judges the node itself buggy (the plan then "
+                      "is its debug child); empty when it does not")
+
+
 class PaperContext(BaseModel):
     """Everything the writeup, plotting and review stages know about one idea."""
 
@@ -270,6 +377,8 @@ class PaperContext(BaseModel):
     literature: list[LiteratureHit] = Field(default_factory=list)
     bib_keys: list[str] = Field(default_factory=list, description="keys in references.bib")
     author_line: str = Field(default="", description="Which brain and model wrote the paper")
+    search: dict[str, Any] | None = Field(
+        default=None, description="Results.search: how the runs were found (--search tree), exploration only")
 
 
 # ---------------------------------------------------------------- what the stages record
@@ -286,6 +395,9 @@ class Results(BaseModel):
     runs: dict[str, dict[str, Any]] = Field(description="run name -> description, args, final_info, wall_s")
     failed_runs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     analysis: dict[str, Any] = Field(description="agent.analysis.Analysis, as JSON")
+    search: dict[str, Any] | None = Field(
+        default=None, description="agent.pipeline.search.SearchSummary (--search tree): the exploration, "
+        "reported as exploration; `runs`, `baseline` and `analysis` are then the confirmatory runs only")
 
 
 class ReviewRecord(BaseModel):

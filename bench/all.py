@@ -49,6 +49,13 @@ def main() -> None:
          f"{p2['papers_per_hour'] / p1['papers_per_hour']:.2f}x of --parallel 1"),
         ("orchestration overhead share (--parallel 1)", f"{p1['overhead_share']:.1%}", "aim < 5 %"),
     ]
+    tree = run("search.py")
+    rows += [
+        (f"tree / linear search, confirmed {tree['metric']} ({tree['template']}, budget {tree['budget']})",
+         f"{tree['ratio']:.4f}", f"{'lower' if tree['direction'] == 'minimize' else 'higher'} is better; "
+         f"{tree['tree']:.4g} vs {tree['linear']:.4g}, baseline {tree['baseline']:.4g}"),
+        ("tree search orchestration overhead share", f"{tree['overhead_share']:.1%}", "aim < 5 %"),
+    ]
     box = run("sandbox.py", "--seconds", "5" if args.quick else "10", "--rounds", "3" if args.quick else "5")
     rows.append((f"sandbox / bare wall, {box['seconds']:.0f} s CPU-bound run", f"{box['overhead_ratio']:.4f}",
                  f"aim < 1.02; fixed cost {box['fixed_ms']:.0f} ms per run"))

@@ -1,10 +1,12 @@
 """Papers per hour on the offline brain at smoke scale, and the share of a run's wall time
 spent outside the sandbox (orchestration overhead: graph, git, analysis, archive, HTML).
 
-    .venv/bin/python bench/pipeline.py [--template 2d_diffusion] [--ideas 2] [--parallel 1,2] [--json]
+    .venv/bin/python bench/pipeline.py [--template 2d_diffusion] [--ideas 2] [--parallel 1,2]
+                                       [--search-budget 6] [--json]
 
 The baseline is run once first (it is cached per template and scale, as in real use), then
-one run per --parallel value, each with a fresh archive so that each proposes the same ideas.
+one run per --parallel value, each with a fresh archive so that each proposes the same ideas,
+with the tree search at `make run`'s budget (6 runs per idea).
 Sandbox time is read from the run's audit log (`sandbox.jsonl`: experiments, plot.py,
 latexmk, chktex, pdftotext); the run's own start and end come from its `status.json`.
 """
@@ -28,11 +30,11 @@ def cli(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(REPO), **env})
 
 
-def one_run(work: Path, template: str, ideas: int, parallel: int, tag: str) -> dict:
+def one_run(work: Path, template: str, ideas: int, parallel: int, tag: str, budget: int) -> dict:
     env = {"AI_SCIENTIST_EXPERIMENTS": str(work / "experiments"), "AI_SCIENTIST_ARCHIVE": str(work / f"archive-{tag}"),
            "AI_SCIENTIST_MODEL": "offline"}
     res = cli("run", "--template", template, "--num-ideas", str(ideas), "--parallel", str(parallel),
-              "--scale", "smoke", env=env, cwd=work)
+              "--scale", "smoke", "--search", "tree", "--search-budget", str(budget), env=env, cwd=work)
     if res.returncode != 0:
         raise SystemExit(f"run failed ({res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     run_dir = max((p for p in (work / "experiments").iterdir() if (p / "status.json").is_file()),
@@ -47,14 +49,14 @@ def one_run(work: Path, template: str, ideas: int, parallel: int, tag: str) -> d
             "overhead_share": round(max(wall - sandbox_s, 0.0) / wall, 4)}
 
 
-def measure(template: str, ideas: int, parallels: list[int]) -> list[dict]:
+def measure(template: str, ideas: int, parallels: list[int], budget: int) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         work = Path(tmp)
         warm = cli("template", "check", template, env={}, cwd=work)  # also proves the template works
         if warm.returncode != 0:
             raise SystemExit(warm.stderr)
-        one_run(work, template, 1, 1, "warm")  # caches the baseline, as a second night would find it
-        return [one_run(work, template, ideas, p, f"p{p}") for p in parallels]
+        one_run(work, template, 1, 1, "warm", 3)  # caches the baseline, as a second night would find it
+        return [one_run(work, template, ideas, p, f"p{p}", budget) for p in parallels]
 
 
 def main() -> None:
@@ -62,9 +64,10 @@ def main() -> None:
     p.add_argument("--template", default="2d_diffusion")
     p.add_argument("--ideas", type=int, default=2)
     p.add_argument("--parallel", default="1,2")
+    p.add_argument("--search-budget", type=int, default=6)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    rows = measure(args.template, args.ideas, [int(x) for x in args.parallel.split(",")])
+    rows = measure(args.template, args.ideas, [int(x) for x in args.parallel.split(",")], args.search_budget)
     if args.json:
         print(json.dumps(rows))
         return

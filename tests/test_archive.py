@@ -606,3 +606,41 @@ def test_pdf_written_by_hand_is_valid(tmp_path: Path) -> None:
         ["pdftotext", str(tmp_path / "x.pdf"), "-"], capture_output=True, text=True, check=True
     )
     assert "Hello archive" in text.stdout
+
+
+def search_view(hostile: str = "") -> dict:
+    """A search.json as the archive stage writes it (agent.pipeline.search.archive_view)."""
+    diff = ("diff --git a/experiment.py b/experiment.py\n--- a/experiment.py\n+++ b/experiment.py\n"
+            "@@ -1 +1 @@\n-INIT = \"spread\"\n+INIT = \"random\"\n")
+    node = {"kind": "draft", "stage": "research", "args": {}, "settings": {}, "seeds": [0, 1, 2], "commit": "abc",
+            "screened": False, "halving": None, "wall_s": 3.0, "bug": "", "buggy": False, "diff": "", "log_tail": ""}
+    nodes = [
+        {**node, "id": 0, "parent": None, "kind": "root", "stage": "root", "description": "The unchanged template",
+         "metric": 1.6, "change_pct": 0.0},
+        {**node, "id": 1, "parent": 0, "description": "Draft: init=random", "metric": 1.5, "change_pct": -6.25,
+         "settings": {"init": "random"}, "diff": diff, "log_tail": f"step 100 loss 0.5 {hostile}"},
+        {**node, "id": 2, "parent": 1, "kind": "debug", "description": f"Debug {hostile}", "metric": None,
+         "change_pct": None, "buggy": True, "bug": f"exit code 1 {hostile}", "log_tail": "Traceback: boom"},
+        {**node, "id": 3, "parent": 1, "kind": "replicate", "stage": "confirm", "seeds": [3, 4, 5],
+         "description": "Confirmation of n1", "metric": 1.55, "change_pct": None},
+    ]
+    return {"metric": "test_nll", "direction": "minimize", "budget": 6, "seeds": [0, 1, 2], "fresh_seeds": [3, 4, 5],
+            "selected": 1, "confirmed": {"selected": 3}, "path": [0, 1], "nodes": nodes}
+
+
+def test_the_search_tree_is_shown_escaped_and_under_the_csp(tmp_path: Path) -> None:
+    arch = Archive(tmp_path / "archive")
+    entry = make_entry(tmp_path)
+    entry.search = search_view(HOSTILE)
+    paper_id = arch.add(entry)
+    page = (arch.folder(paper_id) / "index.html").read_text()
+    assert json.loads((arch.folder(paper_id) / "search.json").read_text())["selected"] == 1
+    assert page.count('<button type="button" class="node') == 4
+    assert "node none buggy" in page and "node good2 path" in page  # -6.25 %: the good way, on the path
+    assert '<article class="node-detail" id="node-1">' in page, "the selected node's details show first"
+    assert '<article class="node-detail" id="node-2" hidden>' in page
+    assert '<span class="add">+INIT = &quot;random&quot;</span>' in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    parser = _ActiveContent()
+    parser.feed(page)
+    assert parser.found == []

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_archive import REVIEW, make_entry
+from test_archive import REVIEW, make_entry, search_view
 
 from agent.archive.store import Archive
 from agent.archive.web.render import REVIEW_FIELDS
@@ -98,6 +98,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
             decision=decision,
             paper_dir=paper,
         )
+        entry.search = search_view() if idea == "noise_schedule" else None  # a --search tree paper
         arch.add(entry, created_at=t0 + timedelta(hours=hours))
     arch.record_outcome(Outcome(run_id="night-1", template="2d_diffusion", idea_name="bad_lr", title="A doomed idea", stage="experiment", status="failed", reason="run_1 crashed 3 times: NaN loss"))
     return arch
@@ -328,3 +329,27 @@ def test_rate_a_paper_on_its_page_and_compare_two(served: str, browser, archive:
     page.wait_for_load_state("load")
     assert page.locator("#compare").count() == 1 and "noise_schedule" in page.inner_text("#compare")
     assert not errors, errors
+
+
+def test_clicking_a_search_node_shows_its_plan_diff_metric_and_log(served: str, browser, archive: Archive) -> None:  # noqa: ANN001
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    [row] = [r for r in archive.list() if r.idea_name == "noise_schedule"]
+    page.goto(f"{served}{row.id}/index.html")
+    assert page.locator("#search button.node").count() == 4
+    assert page.locator(".node-detail:visible").count() == 1 and page.locator("#node-1").is_visible()
+    page.click('#search button.node[data-node="2"]')
+    detail = page.locator("#node-2")
+    assert detail.is_visible() and not page.locator("#node-1").is_visible()
+    assert "Debug" in detail.locator('[data-field="plan"]').inner_text()
+    assert "exit code 1" in detail.locator('[data-field="bug"]').inner_text()
+    assert "Traceback: boom" in detail.locator('[data-field="log"]').inner_text()
+    assert page.get_attribute('#search button.node[data-node="2"]', "aria-pressed") == "true"
+    page.click('#search button.node[data-node="1"]')
+    one = page.locator("#node-1")
+    assert one.locator('[data-field="metric"]').inner_text() == "1.5"
+    assert one.locator("pre.diff span.add").inner_text() == '+INIT = "random"'
+    assert "step 100 loss" in one.locator('[data-field="log"]').inner_text()
+    assert errors == []
+    page.close()

@@ -27,9 +27,11 @@ def ideas_of(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_follow_up_is_continued_from_its_code_and_a_discard_never_returns(tmp_path: Path) -> None:
+@pytest.mark.parametrize("search", [("--search", "linear", "--max-runs", "1"),
+                                    ("--search", "tree", "--search-budget", "3")], ids=["linear", "tree"])
+def test_a_follow_up_is_continued_from_its_code_and_a_discard_never_returns(tmp_path: Path, search: tuple) -> None:
     template, env = workspace(tmp_path)
-    args = ("run", "--template", str(template), "--num-ideas", "2", "--max-runs", "1", "--reviewers", "1")
+    args = ("run", "--template", str(template), "--num-ideas", "2", *search, "--reviewers", "1")
     first = cli(*args, cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     papers = archived(tmp_path, env)
@@ -55,6 +57,12 @@ def test_a_follow_up_is_continued_from_its_code_and_a_discard_never_returns(tmp_
     [continued] = [p for p in archived(tmp_path, env) if p["id"] not in {keep["id"], drop["id"]}
                    and p["idea_name"] == proposed[0]["name"]]
     assert continued["continues"] == keep["id"]
+    tree_file = runs[-1] / f"{proposed[0]['name']}.state" / "search.json"
+    if search[1] == "tree":  # the search grows from the continued code: its first node runs it unchanged
+        first_node = json.loads(tree_file.read_text())["nodes"][1]
+        subject = subprocess.run(["git", f"--git-dir={git_dir}", "log", "-1", "--format=%s", first_node["commit"]],
+                                 capture_output=True, text=True).stdout.strip()
+        assert subject == f"continue paper {keep['id']}" and not first_node["buggy"], first_node
 
 
 def test_the_llm_is_told_the_verdicts_and_asked_for_continuations_first(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ class ScriptedOffline(OfflineBrain):
 
 def test_the_graph_runs_in_process_and_routes_through_improve(tmp_path: Path) -> None:
     template = load_template(scaffold(tmp_path, "tiny"))
-    settings = RunSettings(template=str(template.path), num_ideas=1, max_runs=1, reviewers=1, improve=True,
+    settings = RunSettings(template=str(template.path), num_ideas=1, search="linear", max_runs=1, reviewers=1,
+                           improve=True,
                            experiments=tmp_path / "experiments", archive=tmp_path / "archive")
     run_dir = settings.experiments / "run-in-process"
     run_dir.mkdir(parents=True, mode=0o700)

@@ -207,18 +207,12 @@ def test_cli_review_of_a_pdf_opens_with_what_the_rubric_judges(test_set):
 def test_the_llm_reviewer_reads_the_structure_and_is_handed_the_figures(test_set, tmp_path):
     """The real `openai` client against a loopback server: the review prompt holds the PDF's
     sections as Markdown headings, no running header, and each figure's page and caption."""
-    from tests.llm_server import LoopbackLLM
+    from tests.llm_server import LoopbackLLM, review_shaped
     from tests.test_reviewing import make_review
 
     doc, read, _, _ = test_set["twocol"]
     brain_text = read.text()
-    form = make_review(5).model_dump(exclude={"text_cut"})
-
-    def answer(stage: str, req: object) -> object:  # the shape each stage asks for (issue 12)
-        return {"review": {"reasoning": "r", "review": form}, "meta_review_reflect": {"review": form, "done": True},
-                "vision_probe": "OK"}.get(stage, form)
-
-    with LoopbackLLM(default=answer) as srv:
+    with LoopbackLLM(default=lambda stage, req: review_shaped(stage, make_review(5))) as srv:
         brain = make_brain("test-model", srv.url, ledger=Ledger(tmp_path / "usage.jsonl"))
         review_paper(brain, read, reviewers=1)
         prompt = srv.for_stage("review")[0].user

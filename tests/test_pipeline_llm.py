@@ -132,7 +132,8 @@ class Lab:
     def run(self, srv: LoopbackLLM, *extra: str, max_runs: int = 2, reviewers: int = 2) -> subprocess.CompletedProcess:
         return self.cli(
             "run", "--template", str(self.template), "--model", MODEL, "--base-url", srv.url,
-            "--num-ideas", "1", "--max-runs", str(max_runs), "--reviewers", str(reviewers),
+            "--num-ideas", "1", "--search", "linear", "--max-runs", str(max_runs),
+            "--reviewers", str(reviewers),
             "--literature", "offline", *extra,
         )
 
@@ -365,7 +366,7 @@ def test_a_paper_found_online_is_cited_and_listed_in_the_pdf(tmp_path: Path) -> 
                                               replace=f"In this related work section~\\citep{{{key}}}")], done=True))
         srv.add("write_section:results", lab.answers.section_text("results", []) + f" We measured {invented}.")
         res = lab.cli("run", "--template", str(lab.template), "--model", MODEL, "--base-url", srv.url,
-                      "--num-ideas", "1", "--max-runs", "1", "--reviewers", "1", "--literature", "online")
+                      "--num-ideas", "1", "--search", "linear", "--max-runs", "1", "--reviewers", "1", "--literature", "online")
         ok(res)
         assert srv.pending() == {}
         meta, folder = assert_paper(lab, srv, reviewers=1)

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 def test_offline_run_ends_in_a_faithful_reviewed_pdf(tmp_path: Path) -> None:
     template, env = workspace(tmp_path)
-    res = cli("run", "--template", str(template), "--num-ideas", "1", "--max-runs", "2", "--reviewers", "2",
+    res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", "linear", "--max-runs", "2",
+              "--reviewers", "2",
               cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "1 paper(s)" in res.stdout
@@ -58,7 +59,8 @@ def test_offline_run_ends_in_a_faithful_reviewed_pdf(tmp_path: Path) -> None:
 def test_second_generation_proposes_new_ideas(tmp_path: Path) -> None:
     """The open-ended loop: a later generation reads the archive and avoids what it tested."""
     template, env = workspace(tmp_path)
-    res = cli("run", "--template", str(template), "--num-ideas", "1", "--generations", "2", "--max-runs", "1",
+    res = cli("run", "--template", str(template), "--num-ideas", "1", "--generations", "2",
+              "--search", "linear", "--max-runs", "1",
               "--reviewers", "1", cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     papers = archived(tmp_path, env)
@@ -70,7 +72,8 @@ def test_second_generation_proposes_new_ideas(tmp_path: Path) -> None:
 
 def test_improve_revises_and_reviews_again(tmp_path: Path) -> None:
     template, env = workspace(tmp_path)
-    res = cli("run", "--template", str(template), "--num-ideas", "1", "--max-runs", "1", "--reviewers", "1",
+    res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", "linear", "--max-runs", "1",
+              "--reviewers", "1",
               "--improve", cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     [paper] = archived(tmp_path, env)
@@ -90,7 +93,8 @@ def review_idea(tmp_path: Path, paper: dict) -> str:
 def test_experiments_run_on_a_local_ray_cluster(tmp_path: Path) -> None:
     """--executor ray: each sandboxed run is a Ray task; results come back into the workdir."""
     template, env = workspace(tmp_path)
-    res = cli("run", "--template", str(template), "--num-ideas", "1", "--max-runs", "1", "--reviewers", "1",
+    res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", "linear", "--max-runs", "1",
+              "--reviewers", "1",
               "--executor", "ray", cwd=tmp_path, env={**env, "RAY_ADDRESS": ""})
     assert res.returncode == 0, res.stdout + res.stderr
     [paper] = archived(tmp_path, env)

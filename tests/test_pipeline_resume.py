@@ -37,7 +37,8 @@ def _ideas(run_dir: Path) -> list[Path]:
 
 def test_kill_mid_experiment_then_resume(tmp_path: Path) -> None:
     template, env = workspace(tmp_path)
-    proc = start_run(tmp_path, env, "--template", str(template), "--num-ideas", "2", "--max-runs", "2",
+    proc = start_run(tmp_path, env, "--template", str(template), "--num-ideas", "2", "--search", "linear",
+                     "--max-runs", "2",
                      "--reviewers", "1")
     wait_for(lambda: (tmp_path / "experiments").is_dir() and any(
         len(_runs(w)) == 1 and (w / "run_2").exists()
@@ -62,7 +63,8 @@ def test_kill_mid_experiment_then_resume(tmp_path: Path) -> None:
 
 def test_kill_mid_writeup_then_resume_no_duplicate(tmp_path: Path) -> None:
     template, env = workspace(tmp_path)
-    proc = start_run(tmp_path, env, "--template", str(template), "--num-ideas", "1", "--max-runs", "1",
+    proc = start_run(tmp_path, env, "--template", str(template), "--num-ideas", "1", "--search", "linear",
+                     "--max-runs", "1",
                      "--reviewers", "1")
     wait_for(lambda: (tmp_path / "experiments").is_dir() and any(
         row.get("stage") == "writeup" for d in (tmp_path / "experiments").iterdir() for row in statuses(d).values()),

@@ -230,13 +230,13 @@ def test_cli_review_bench_refuses_a_missing_folder(tmp_path):
 def test_cli_review_bench_with_an_llm_reports_cost_and_tokens(tmp_path):
     """The real `openai` client against a loopback server that scores each paper by the
     SCORE line in its text; the meta-review averages the listed reviews."""
-    from tests.llm_server import LoopbackLLM
+    from tests.llm_server import LoopbackLLM, review_shaped
 
-    def answer(stage: str, req) -> Review:
+    def answer(stage: str, req) -> object:
         if stage == "review":
-            return make_review(int(re.search(r"SCORE (\d+)", req.prompt).group(1)))
-        overall = [int(x) for x in re.findall(r'"overall":\s*(\d+)', req.prompt)]
-        return make_review(round(sum(overall) / len(overall)) if stage == "meta_review" else overall[0])
+            return review_shaped(stage, make_review(int(re.search(r"SCORE (\d+)", req.prompt).group(1))))
+        overall = [int(x) for x in re.findall(r'"overall":\s*(\d+)', req.prompt)] or [5]  # the probe lists none
+        return review_shaped(stage, make_review(round(sum(overall) / len(overall))))
 
     scores = [8, 7, 6, 3, 7, 6, 5, 4, 2, 1]
     rows = [(f"p{i}", [float(s)], "Accept (Poster)" if i < 4 else "Reject", f"Paper {i}.\nSCORE {s}\n")

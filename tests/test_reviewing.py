@@ -127,7 +127,7 @@ def test_cli_review_prints_json_and_a_readable_review(tmp_path, pdf):
     assert len(data["reviews"]) == 2 and "overall" in data["meta"] and data["cost"] is None
     assert "offline" in data["brain"]
     (tmp_path / "paper.tex").write_text(TEX)
-    human = subprocess.run([CLI, "review", str(tmp_path / "paper.tex")], cwd=REPO, capture_output=True, text=True,
+    human = subprocess.run([CLI, "review", str(tmp_path / "paper.tex"), "--reviewers", "3"], cwd=REPO, capture_output=True, text=True,
                            timeout=300)
     assert human.returncode == 0, human.stderr[-2000:]
     assert "Meta-review" in human.stdout and "Overall" in human.stdout and "R3" in human.stdout, human.stdout
@@ -144,17 +144,18 @@ def test_cli_review_bad_input_is_one_line_and_exit_2(tmp_path, name):
 
 
 def test_cli_review_with_an_llm_counts_its_calls_and_tokens(tmp_path):
-    """The real `openai` client against a loopback server; 3 reviews, a meta-review and its
-    reflection are 5 calls, all in the reported cost."""
-    from tests.llm_server import LoopbackLLM
+    """The real `openai` client against a loopback server; 5 reviews (the default for an LLM), a
+    meta-review and its reflection are 7 calls, all in the reported cost."""
+    from tests.llm_server import LoopbackLLM, review_shaped
 
     (tmp_path / "paper.md").write_text("# A paper\n\nSome text.\n")
-    with LoopbackLLM(default=lambda stage, req: make_review(7 if stage == "review" else 6)) as srv:
+    with LoopbackLLM(default=lambda stage, req: review_shaped(stage, make_review(7 if stage == "review" else 6))) as srv:
         out = subprocess.run([CLI, "review", str(tmp_path / "paper.md"), "--model", "test-model", "--base-url",
                               srv.url, "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
         stages = srv.stages()
     assert out.returncode == 0, out.stderr[-2000:]
     data = json.loads(out.stdout)
-    assert sorted(stages) == ["meta_review", "meta_review_reflect", "review", "review", "review"]
-    assert [r["overall"] for r in data["reviews"]] == [7, 7, 7] and data["meta"]["overall"] == 6
-    assert data["cost"]["calls"] == 5 and data["cost"]["prompt_tokens"] > 0
+    assert sorted(stages) == ["meta_review", "meta_review_reflect", *["review"] * 5]
+    assert [r["overall"] for r in data["reviews"]] == [7] * 5
+    assert data["meta"]["overall"] == 7, "the meta-review's scores are the ensemble's means, whatever it says"
+    assert data["cost"]["calls"] == 7 and data["cost"]["prompt_tokens"] > 0

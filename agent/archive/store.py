@@ -101,6 +101,8 @@ class PaperEntry(BaseModel):
         description="merged into meta.json; `figures`: [{file, caption}] gives figure captions",
     )
     log_files: list[Path] = Field(default_factory=list, description="copied into logs/")
+    search: dict[str, Any] | None = Field(
+        default=None, description="search.json: the tree of a --search tree run, as its page shows it")
 
     @property
     def idea_name(self) -> str:
@@ -238,6 +240,8 @@ def _write_folder(entry: PaperEntry, folder: Path, meta: PaperMeta) -> None:
     write_synced(folder / "notes.md", entry.notes)
     write_synced(folder / "cost.json", _json(entry.cost))
     write_synced(folder / "code.diff", entry.code_diff)
+    if entry.search is not None:
+        write_synced(folder / "search.json", _json(entry.search))
     if entry.bundle_path is not None and entry.bundle_path.is_file():
         copy_synced(entry.bundle_path, folder / "workdir.bundle")
     if entry.log_files:

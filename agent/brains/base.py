@@ -13,6 +13,8 @@ from agent.literature import LiteratureSearch
 from agent.models import (
     CitedDraft,
     Edit,
+    ExpandContext,
+    Expansion,
     ExperimentContext,
     FigureCritique,
     FigureImage,
@@ -73,6 +75,10 @@ class Brain(Protocol):
 
     def run_notes(self, ctx: ExperimentContext, run: RunRecord) -> str:
         """The lab notebook's entry for a finished run: what changed, the numbers, what it means."""
+
+    def expand(self, ctx: ExpandContext) -> Expansion | None:
+        """A child of `ctx.node` of kind `ctx.kind` in the search tree (`--search tree`), or None
+        when the brain has nothing new of that kind to try from that node."""
 
     def plot_plan(self, ctx: PaperContext) -> PlotPlan:
         """Which runs to plot and how to label them."""

@@ -47,6 +47,13 @@ def run(
     llm_timeout_s: float | None = typer.Option(None, "--llm-timeout", help="Per-call timeout in seconds (default 60)"),
     llm_stage_deadline_s: float | None = typer.Option(None, "--llm-stage-deadline",
                                                       help="Seconds all LLM calls of one step may take (default 1800)"),
+    search: str | None = typer.Option(None, "--search", help="tree (default: best-first, confirmed on fresh "
+                                      "seeds) or linear (up to --max-runs runs in a line)"),
+    search_budget: int | None = typer.Option(None, "--search-budget",
+                                             help="Runs per idea with --search tree, confirmation included (default 8)"),
+    parallel_runs: int | None = typer.Option(None, "--parallel-runs", help="Runs of one idea's search at once"),
+    search_minutes: float | None = typer.Option(None, "--search-minutes",
+                                                help="Wall-clock cap on one idea's exploration (confirmation still runs)"),
     improve: bool | None = typer.Option(None, "--improve/--no-improve", help="Revise from the review"),
     generations: int | None = typer.Option(None, help="Ideate->archive loops (default 1)"),
     literature: str | None = typer.Option(None, help="auto, online or offline"),
@@ -64,7 +71,9 @@ def run(
                  generations=generations, literature=literature, unsafe_no_sandbox=unsafe_no_sandbox or None,
                  review_reflections=review_reflections, review_model=review_model, idea_reflections=idea_reflections,
                  novelty_rounds=novelty_rounds, citation_rounds=citation_rounds, vision=vision, price_in=price_in,
-                 price_out=price_out, llm_timeout_s=llm_timeout_s, llm_stage_deadline_s=llm_stage_deadline_s)
+                 price_out=price_out, llm_timeout_s=llm_timeout_s, llm_stage_deadline_s=llm_stage_deadline_s,
+                 search=search, search_budget=search_budget, parallel_runs=parallel_runs,
+                 search_minutes=search_minutes)
     from agent.pipeline import runner
 
     for name in names:
@@ -72,8 +81,10 @@ def run(
         check_prices(settings.model, settings.budget_usd, price_in=settings.price_in, price_out=settings.price_out,
                      review_model=settings.review_model)
         started = time.time()
+        search = (f"tree search, {settings.search_budget} runs per idea" if settings.search == "tree"
+                  else f"linear, up to {settings.max_runs} runs per idea")
         console.print(f"[bold]ai-scientist[/] {name}: {settings.num_ideas} ideas, scale {settings.scale}, "
-                      f"brain {'offline' if settings.offline else settings.model}")
+                      f"brain {'offline' if settings.offline else settings.model}, {search}")
         run_id, outcomes = runner.start(settings, console)
         report(run_id, outcomes, Archive(settings.archive), time.time() - started)
 

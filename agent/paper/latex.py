@@ -331,42 +331,44 @@ def _remap(keys: str, mapping: dict[str, str | None]) -> list[str]:
     return list(dict.fromkeys(k for k in out if k))
 
 
+# Each captures (the word or space before it, the command with its options, the keys).
+_REF_USE = re.compile(
+    r"((?:Figure|Fig\.|Table|Tab\.|Section|Sec\.|Equation|Eq\.|Appendix|Algorithm)~?\s*)?"
+    r"(\\(?:ref|eqref|autoref|cref|Cref|pageref|nameref))\{([^}]*)\}"
+)
+_CITE_USE = re.compile(
+    r"(~|[ \t]*)?(\\(?:cite|citep|citet|citealp|citealt|citeauthor|citeyear|nocite)\*?(?:\[[^\]]*\]){0,2})"
+    r"\{([^}]*)\}"
+)
+
+
 def drop_undefined_refs(tex: str) -> tuple[str, list[str]]:
     """Point a `\\ref` to an undefined label at a close existing label, else remove it (with
     the `Figure~`/`Table~` word before it)."""
-    bad = undefined_refs(tex)
-    if not bad:
-        return tex, []
-    mapping = _rename_or_drop(bad, set(_LABEL.findall(_strip_comments(tex))))
-
-    def sub(m: re.Match) -> str:
-        kept = _remap(m.group(3), mapping)
-        return f"{m.group(1) or ''}\\{m.group(2)}{{{','.join(kept)}}}" if kept else ""
-
-    pattern = re.compile(
-        r"((?:Figure|Fig\.|Table|Tab\.|Section|Sec\.|Equation|Eq\.|Appendix|Algorithm)~?\s*)?"
-        r"\\(ref|eqref|autoref|cref|Cref|pageref|nameref)\{([^}]*)\}"
-    )
-    return pattern.sub(sub, tex), _report(mapping, "reference to undefined label")
+    return _rewrite_keys(tex, undefined_refs(tex), set(_LABEL.findall(_strip_comments(tex))),
+                         _REF_USE, "reference to undefined label")
 
 
 def drop_undefined_cites(tex: str, bib: str) -> tuple[str, list[str]]:
     """Replace unknown keys in `\\cite`s by a close known key, else drop them; a cite left
     empty goes, with the space before it."""
-    bad = undefined_cites(tex, bib)
+    return _rewrite_keys(tex, undefined_cites(tex, bib), {e.key for e in bibtex.parse(bib)},
+                         _CITE_USE, "citation of unknown key")
+
+
+def _rewrite_keys(tex: str, bad: set[str], known: set[str], use: re.Pattern[str],
+                  what: str) -> tuple[str, list[str]]:
+    """Each `bad` key in the uses `use` matches renamed to a close `known` one, else dropped;
+    a use left with no key goes with the word or space before it."""
     if not bad:
         return tex, []
-    mapping = _rename_or_drop(bad, {e.key for e in bibtex.parse(bib)})
+    mapping = _rename_or_drop(bad, known)
 
     def sub(m: re.Match) -> str:
         kept = _remap(m.group(3), mapping)
         return f"{m.group(1) or ''}{m.group(2)}{{{','.join(kept)}}}" if kept else ""
 
-    pattern = re.compile(
-        r"(~|[ \t]*)?(\\(?:cite|citep|citet|citealp|citealt|citeauthor|citeyear|nocite)\*?(?:\[[^\]]*\]){0,2})"
-        r"\{([^}]*)\}"
-    )
-    return pattern.sub(sub, tex), _report(mapping, "citation of unknown key")
+    return use.sub(sub, tex), _report(mapping, what)
 
 
 def drop_missing_graphics(tex: str, paper_dir: Path) -> tuple[str, list[str]]:

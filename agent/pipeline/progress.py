@@ -72,13 +72,24 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def search_cell(search: Any) -> str:
+    """An idea's tree search in a few words: its stage, nodes done, buggy ones, best so far."""
+    if not isinstance(search, dict):
+        return ""
+    best = search.get("best")
+    best_text = f", best {best:.4g} (n{search.get('best_node')})" if isinstance(best, int | float) else ""
+    return (f"{search.get('stage', '?')}: {search.get('nodes', 0)}/{search.get('budget', '?')} nodes, "
+            f"{search.get('buggy', 0)} buggy{best_text}")
+
+
 def render(data: dict[str, Any], now: float | None = None) -> Table:
-    """One row per idea: stage, run, elapsed, cost, and the latest message."""
+    """One row per idea: stage, run, elapsed, cost, its search (--search tree), and the latest message."""
     now = now or time.time()
     end = data.get("ended") or now
     table = Table(title=f"run {data['run_id']} · {data['template']} · {data.get('state', '?')} · "
                   f"{_dur(end - data['started'])}", expand=False)
-    for col in ("idea", "stage", "run", "elapsed", "cost $", "note"):
+    searching = any("search" in row for row in data["ideas"].values())
+    for col in ("idea", "stage", "run", "elapsed", "cost $", *(["search"] if searching else []), "note"):
         table.add_column(col, overflow="fold")
     for name, row in data["ideas"].items():
         table.add_row(
@@ -87,6 +98,7 @@ def render(data: dict[str, Any], now: float | None = None) -> Table:
             str(row.get("run", "")),
             _dur((row.get("updated", now) if row.get("stage") in ("done", "failed") else now) - row.get("since", now)),
             f"{row.get('cost_usd', 0.0):.3f}",
+            *([search_cell(row.get("search"))] if searching else []),
             str(row.get("note", ""))[:60],
         )
     return table

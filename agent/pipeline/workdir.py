@@ -4,11 +4,15 @@
     ├── <idea>/              the work tree: the template's files, run_N/, figures/, paper/. The
     │                        only folder this idea's sandboxes see, so hostile once one has run:
     │                        it is read and written only through agent.sandbox.files.
+    ├── <idea>.nodes/nK/     --search tree: one work tree per search node, made from its parent's
+    │                        commit, where that node alone runs (hostile like the one above)
     └── <idea>.state/        ours alone; no sandbox ever binds it
         ├── git/             the idea's git dir, one commit per attempt (see gitrepo)
         ├── runs.json        every finished run, so a resumed idea goes on where it stopped
         ├── notes.md         the lab notebook (the brain's entry per run)
         ├── memory.json      the coder's conversation across runs (agent.models.Conversation)
+        ├── search.json      --search tree: the search tree, saved after every node
+        ├── search_tree.png  its figure, drawn by our own code (agent.paper.tree_figure)
         ├── literature.json  what the novelty stage found
         ├── results.json     every run's numbers and the analysis: all a paper may quote
         ├── figures.json, sections.json, citations.json, faithfulness.json, review.json
@@ -40,6 +44,7 @@ from agent.models import (
     Results,
     ReviewRecord,
     RunRecord,
+    SearchTree,
 )
 from agent.paper.faithfulness import FaithfulnessReport
 from agent.sandbox import files
@@ -50,6 +55,7 @@ FIGURES = "figures"
 LABELS = "labels.json"
 IMAGE_LIMIT = 4 * 2**20  # a figure larger than this is not sent to a model
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SEARCH_FIGURE = "search_tree.png"
 # Copies of the template leave out what a run or an editor left there.
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", "run_*", ".git")
 _RUNS = TypeAdapter(list[RunRecord])
@@ -108,10 +114,6 @@ class IdeaWorkdir:
     def write(self, rel: str, text: str) -> None:
         files.write_text(self.tree, rel, text)
 
-    def final_info(self, run: str) -> Any:
-        """`run/final_info.json` as the run wrote it: parsed with bounds, not yet validated."""
-        return files.read_json(self.tree, f"{run}/final_info.json")
-
     def figure_files(self) -> list[str]:
         return files.list_files(self.tree, FIGURES, (".png",)) if files.kind(self.tree, FIGURES) == "dir" else []
 
@@ -138,6 +140,10 @@ class IdeaWorkdir:
         """Put one file back as the template had it."""
         files.write_bytes(self.tree, rel, self.repo.show("template", rel))
 
+    def node_dir(self, node: int) -> Path:
+        """The work tree of search node `node` (hostile once it has run)."""
+        return self.tree.with_name(f"{self.name}.nodes") / f"n{node}"
+
     # ------------------------------------------------------------ the state folder
 
     def _path(self, name: str) -> Path:
@@ -156,6 +162,18 @@ class IdeaWorkdir:
 
     def save_runs(self, runs: list[RunRecord]) -> None:
         self._save("runs.json", _RUNS.dump_python(runs, mode="json"))
+
+    def search(self) -> SearchTree | None:
+        """The search tree (--search tree), or None before it starts and with --search linear."""
+        data = self._load("search.json")
+        return SearchTree.model_validate(data) if data is not None else None
+
+    def save_search(self, tree: SearchTree) -> None:
+        self._save("search.json", tree.model_dump(mode="json"))
+
+    @property
+    def search_figure(self) -> Path:
+        return self.state / SEARCH_FIGURE
 
     def notes(self) -> str:
         path = self.state / "notes.md"
@@ -219,6 +237,7 @@ class IdeaWorkdir:
             idea=idea, template=template, scale=scale, baseline=results.baseline, runs=self.runs(),
             analysis=results.analysis, figures=self.figures(), notes=self.notes(), literature=self.literature(),
             bib_keys=literature.bib_keys(template.path / "latex" / "references.bib"), author_line=author_line,
+            search=results.search,
         )
 
     def review(self) -> ReviewRecord:

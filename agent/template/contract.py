@@ -232,11 +232,12 @@ class Template(BaseModel):
     def datasets_for(self, scale: str) -> list[str]:
         return self.profile(scale).datasets or self.datasets
 
-    def experiment_args(self, scale: str) -> list[str]:
-        """The orchestrator's flags for one call: scale, seeds and datasets (never knobs)."""
+    def experiment_args(self, scale: str, seeds: list[int] | None = None) -> list[str]:
+        """The orchestrator's flags for one call: scale, seeds (the scale's, unless the search
+        screens on fewer or confirms on fresh ones) and datasets (never knobs)."""
         return [
             "--scale", scale,
-            "--seeds", ",".join(map(str, self.seeds_for(scale))),
+            "--seeds", ",".join(map(str, seeds or self.seeds_for(scale))),
             "--datasets", ",".join(self.datasets_for(scale)),
         ]
 

@@ -68,11 +68,14 @@ def assert_archive_inert(archive: Path) -> None:
                 assert rel.name in ("index.html", "last-night.html") and len(rel.parts) <= 2, path
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
-def test_survivable_traps_are_refused_or_repaired_and_the_paper_is_written(tmp_path: Path, executor: str) -> None:
+@pytest.mark.parametrize(("executor", "search"), [("local", "linear"), ("ray", "linear"), ("local", "tree")])
+def test_survivable_traps_are_refused_or_repaired_and_the_paper_is_written(tmp_path: Path, executor: str,
+                                                                           search: str) -> None:
     """Symlinks where results, notes, labels and the paper folder go; FIFOs; a symlink loop; setuid
     copies of a shell; SVG and HTML written through LaTeX's \\openout. The run repairs each and
-    goes on to an archived paper. On Ray the work folder travels both ways, and no link does."""
+    goes on to an archived paper. On Ray the work folder travels both ways, and no link does. With
+    the tree search every node runs (and plants its traps) in a folder of its own, which its
+    children never start from: they start from its commit."""
     if executor == "ray":
         pytest.importorskip("ray")
     site = Site.make(tmp_path)
@@ -83,8 +86,9 @@ def test_survivable_traps_are_refused_or_repaired_and_the_paper_is_written(tmp_p
     env = env_for(tmp_path, site)
     with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as ray_tmp, SetuidWatch(experiments) as watch:
         env["RAY_TMPDIR"] = ray_tmp  # short (socket paths) and the orchestrator's own
-        res = cli("run", "--template", str(template), "--num-ideas", "1", "--max-runs", "1", "--reviewers", "1",
-                  "--executor", executor, cwd=tmp_path, env=env, timeout=600)
+        budget = ("--max-runs", "1") if search == "linear" else ("--search-budget", "3")
+        res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", search, *budget,
+                  "--reviewers", "1", "--executor", executor, cwd=tmp_path, env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert_untouched(site, before, tmp_path)
     assert_no_privileged_files(watch, experiments)
@@ -97,7 +101,7 @@ def test_survivable_traps_are_refused_or_repaired_and_the_paper_is_written(tmp_p
     audit = [json.loads(line) for line in (run_dir / "sandbox.jsonl").read_text().splitlines()]
     cleaned = " ".join(row["cleaned"] or "" for row in audit)
     assert all(name in cleaned for name in ("notes.md", "labels.json", "loop_a", "stolen.png", "paper")), cleaned
-    assert not list(run_dir.glob("*/.git")), "no git metadata in a work tree"
+    assert not [*run_dir.glob("*/.git"), *run_dir.glob("*.nodes/*/.git")], "no git metadata in a work tree"
 
 
 def test_fatal_traps_fail_the_run_with_a_reason_and_nothing_runs(tmp_path: Path) -> None:
@@ -108,7 +112,8 @@ def test_fatal_traps_fail_the_run_with_a_reason_and_nothing_runs(tmp_path: Path)
     template = hostile_template(tmp_path, site, fatal=True)
     before = site.canaries()
     env = env_for(tmp_path, site)
-    res = cli("run", "--template", str(template), "--num-ideas", "1", "--max-runs", "1", "--max-fixes", "8",
+    res = cli("run", "--template", str(template), "--num-ideas", "1", "--search", "linear", "--max-runs", "1",
+              "--max-fixes", "8",
               "--reviewers", "1", cwd=tmp_path, env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert_untouched(site, before, tmp_path)
@@ -170,7 +175,8 @@ def test_a_hostile_model_cannot_edit_git_dotfiles_or_outside(tmp_path: Path) -> 
            "AI_SCIENTIST_PRICES": "", "AI_SCIENTIST_MODEL": ""}
     with LoopbackLLM(default=answers, api_key="sk-trust") as srv:
         res = cli("run", "--template", str(template), "--model", "test-model", "--base-url", srv.url,
-                  "--num-ideas", "1", "--max-runs", "1", "--reviewers", "1", "--literature", "offline",
+                  "--num-ideas", "1", "--search", "linear", "--max-runs", "1", "--reviewers", "1",
+                  "--literature", "offline",
                   cwd=tmp_path, env=env, timeout=600)
         fixes = srv.for_stage("fix_run")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

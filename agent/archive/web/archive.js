@@ -130,3 +130,20 @@
     if (el) { el.addEventListener("input", applyFilters); el.addEventListener("change", applyFilters); }
   });
 })();
+
+// The search tree of a paper page: clicking a node shows its plan, diff, metric and log.
+(function () {
+  "use strict";
+  var tree = document.querySelector(".search-tree");
+  if (!tree) return;
+  tree.addEventListener("click", function (e) {
+    var button = e.target.closest("button.node");
+    if (!button) return;
+    document.querySelectorAll(".node-detail").forEach(function (d) {
+      d.hidden = d.id !== "node-" + button.dataset.node;
+    });
+    tree.querySelectorAll("button.node").forEach(function (b) {
+      b.setAttribute("aria-pressed", b === button ? "true" : "false");
+    });
+  });
+})();

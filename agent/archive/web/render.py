@@ -262,6 +262,37 @@ def _diff(folder: Path) -> dict[str, Any] | None:
     }
 
 
+def _change_class(change: Any, direction: str) -> str:
+    """A CSS class for a node's change against the baseline: good1..3 or bad1..3 by size, or flat."""
+    if not isinstance(change, int | float) or isinstance(change, bool):
+        return "none"
+    size = abs(change)
+    if size < 1:
+        return "flat"
+    good = change < 0 if direction == "minimize" else change > 0
+    return ("good" if good else "bad") + ("1" if size < 5 else "2" if size < 20 else "3")
+
+
+def _search(folder: Path) -> dict[str, Any] | None:
+    """The search tree of a --search tree paper (search.json), laid out for the page."""
+    data = _load_json(folder / "search.json")
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        return None
+    nodes = [n for n in data["nodes"] if isinstance(n, dict) and isinstance(n.get("id"), int)]
+    children: dict[int, list[int]] = {n["id"]: [] for n in nodes}
+    for n in nodes:
+        if n.get("parent") in children:
+            children[n["parent"]].append(n["id"])
+        n["css"] = _change_class(n.get("change_pct"), str(data.get("direction", "")))
+        n["diff_lines"] = _first_chars(classify(str(n.get("diff") or "")), PAGE_TEXT_LIMIT)
+    path = set(data.get("path") or [])
+    confirmed = data.get("confirmed") if isinstance(data.get("confirmed"), dict) else {}
+    selected = data.get("selected")
+    return {**data, "by_id": {n["id"]: n for n in nodes}, "children": children, "path": path,
+            "confirm": set(confirmed.values()), "roots": [n["id"] for n in nodes if n.get("parent") is None],
+            "shown": selected if selected in children else (nodes[0]["id"] if nodes else None)}
+
+
 def render_paper_page(folder: Path) -> str:
     """A paper's page, built from the files in its folder (the same files it links to)."""
     meta = _load_json(folder / "meta.json")
@@ -287,6 +318,7 @@ def render_paper_page(folder: Path) -> str:
         idea=idea if isinstance(idea, dict) else None,
         idea_keys=_idea_keys(idea) if isinstance(idea, dict) else [],
         diff=_diff(folder),
+        search=_search(folder),
         results=results,
         results_json=json.dumps(results, indent=2),
         analysis=results.get("analysis") if isinstance(results, dict) else None,

@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field
 
 from agent.analysis import paper_analysis
 from agent.brains.base import BrainInfo
+from agent.brains.llm import search_brief
 from agent.brains.llm.client import Chat, LLMClient
 from agent.brains.llm.prompts import HERE as PROMPTS
 from agent.brains.llm.prompts import render
@@ -67,6 +68,8 @@ from agent.models import (
     CitedDraft,
     Conversation,
     Edit,
+    ExpandContext,
+    Expansion,
     ExperimentContext,
     FigureCritique,
     FigureImage,
@@ -125,6 +128,10 @@ class RunAnswer(BaseModel):
             args={_flag(k): _arg(v) for k, v in self.args.items()},
             edits=[e.edit() for e in self.edits],
         )
+
+
+class ExpandAnswer(RunAnswer):
+    flag: str = Field(default="", description="why NODE itself looks buggy; empty when it does not")
 
 
 class NextRunAnswer(BaseModel):
@@ -350,7 +357,7 @@ class LLMBrain:
 
     # ------------------------------------------------------------------ experiments
 
-    def _coder(self, ctx: ExperimentContext) -> Chat:
+    def _coder(self, ctx: ExperimentContext | ExpandContext) -> Chat:
         """The coder's conversation for this idea: its memory's turns after a system text that
         is the same for every run (idea, knobs, baseline), so the prefix stays cached."""
         summary = f"\nSUMMARY OF EARLIER WORK ON THIS IDEA:\n{ctx.memory.summary}" if ctx.memory.summary else ""
@@ -362,7 +369,7 @@ class LLMBrain:
         chat.turns = [{"role": t.role, "content": t.content} for t in ctx.memory.turns]
         return chat
 
-    def _remember(self, ctx: ExperimentContext, chat: Chat, question: str) -> None:
+    def _remember(self, ctx: ExperimentContext | ExpandContext, chat: Chat, question: str) -> None:
         """Keep the last exchange in the coder's memory (the question without the code, which
         every new question shows afresh), then fold old turns into the summary if too long."""
         answer = chat.turns[-1]["content"]
@@ -425,6 +432,30 @@ class LLMBrain:
             return notebook_facts(run)
         self._remember(ctx, chat, f"{run.name} finished: {outcome}. Write its notebook entry.")
         return f"## {run.name}: {run.planned.description}\n{_strip_heading(text)}"
+
+    @_bounded()
+    def expand(self, ctx: ExpandContext) -> Expansion | None:
+        """One child of a search node, asked in the coder's conversation (so it remembers the
+        idea's earlier nodes): code edits on the node's code, having seen its results, its error
+        tail and its ancestors' history (see search_brief and prompts/expand.md)."""
+        tree, node = ctx.tree, ctx.tree.node(ctx.node)
+        chat = self._coder(ctx)
+        _, user = render(
+            "expand",
+            stage=search_brief.STAGES[tree.stage],
+            nodes=len(tree.nodes),
+            tree=search_brief.tree_brief(tree),
+            node=node.id,
+            path=search_brief.path_brief(tree, node.id),
+            error=search_brief.error_brief(node),
+            code=ctx.code or "(not shown)",
+            kind=ctx.kind,
+            kind_note=search_brief.KINDS.get(ctx.kind, ctx.kind),
+        )
+        ans = chat.ask(f"expand:{ctx.kind}", user, ExpandAnswer, max_tokens=2500)
+        self._remember(ctx, chat, f"Propose a {ctx.kind} child of search node n{node.id} "
+                                  f"(tree of {len(tree.nodes)} nodes; its code was shown).")
+        return Expansion(plan=ans.planned(), flag=ans.flag.strip())
 
     # ------------------------------------------------------------------ figures
 

@@ -6,6 +6,7 @@ key and no network. It is the default when no model is configured.
   archive already tested come last and knobs next to high-scoring papers come first.
 - Runs: a sweep over `Knob.candidates()` (a small grid for two knobs), written as the same
   flag and SEARCH/REPLACE edits an LLM would make; experiment.py itself covers the seeds.
+  With `--search tree` its moves in the search tree are in `explore`.
 - Writing and review live in `offline_writer` and `offline_reviewer`.
 
 The strategy and the review rubric are documented in docs/offline_brain.md.
@@ -22,6 +23,7 @@ from typing import Any
 
 from agent.brains.base import BrainInfo
 from agent.brains.llm.summaries import notebook_facts
+from agent.brains.offline import explore
 from agent.brains.offline import reviewer as offline_reviewer
 from agent.brains.offline import writer as offline_writer
 from agent.brains.offline.writer import lower_first, plural
@@ -30,6 +32,8 @@ from agent.models import (
     Citation,
     CitedDraft,
     Edit,
+    ExpandContext,
+    Expansion,
     ExperimentContext,
     FigureCritique,
     FigureImage,
@@ -453,6 +457,10 @@ class OfflineBrain:
     def run_notes(self, ctx: ExperimentContext, run: RunRecord) -> str:
         """The facts of the run; the analysis comes after all runs."""
         return notebook_facts(run)
+
+    def expand(self, ctx: ExpandContext) -> Expansion | None:
+        """A real move in the declared knob space (see agent.brains.offline.explore)."""
+        return explore.expand(ctx, idea_knobs(ctx.template, ctx.idea))
 
     # -- figures
 

@@ -314,7 +314,10 @@ def _method(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
         knob_par.append(f"\\texttt{{{esc(k.name)}}} ({esc(k.description.rstrip('.'))}) reaches the experiment "
                         f"through {how}. Its default is {esc(fmt_value(k.default))}; we tested "
                         f"{_values(k.tested)}.")
-    design = ("Each run changes one value and keeps everything else at the template's defaults."
+    design = ("The compared setting was selected by a tree search over the knobs (see the Search paragraph of "
+              "the experimental setup); it and the baseline were then rerun on seeds the search never used, "
+              "and only those reruns enter the statistics." if ctx.search else
+              "Each run changes one value and keeps everything else at the template's defaults."
               if len(a.knobs) <= 1 else
               "The runs form a small grid: each knob alone, then both together, so that an interaction "
               "shows up as a joint effect that differs from the two single effects.")

@@ -6,9 +6,11 @@ import platform
 
 from agent.archive.store import PaperEntry, archived_outcome
 from agent.models import Idea
+from agent.pipeline import search
 from agent.pipeline.deps import Deps
 from agent.pipeline.stage import StageResult
 from agent.pipeline.state import IdeaTask
+from agent.pipeline.workdir import SEARCH_FIGURE
 from agent.sandbox import files
 
 
@@ -16,6 +18,10 @@ def archive(deps: Deps, task: IdeaTask) -> StageResult:
     idea = Idea.model_validate(task["idea"])
     wd = deps.workdir(idea.name)
     review = wd.review()
+    tree = wd.search()
+    figures = [f.model_dump() for f in wd.figures()]
+    if tree is not None:
+        figures.append({"file": SEARCH_FIGURE, "caption": "The search tree (drawn from search.json)"})
     meta = review.meta
     entry = PaperEntry(
         run_id=task["run_id"],
@@ -38,7 +44,8 @@ def archive(deps: Deps, task: IdeaTask) -> StageResult:
         bundle_path=wd.repo.bundle(wd.state / "workdir.bundle"),
         meta={"generation": task.get("generation", 1), "python": platform.python_version(),
               "machine": platform.machine(), "brain_label": deps.brain.info.label,
-              "figures": [f.model_dump() for f in wd.figures()]},
+              "figures": figures},
         log_files=[wd.tree / name for name in files.list_files(wd.tree, ".", (".log",))],
+        search=search.archive_view(wd, tree) if tree is not None else None,
     )
     return archived_outcome(entry, deps.archive.add(entry))

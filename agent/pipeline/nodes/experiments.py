@@ -1,5 +1,9 @@
-"""The experiment loop for one idea: plan a run, apply its edits strictly, run it in the
-sandbox, and on failure feed the error tail back for up to `--max-fixes` attempts.
+"""The experiments of one idea, by `--search`:
+
+- tree: the staged best-first search of agent.pipeline.search, then confirmation on fresh
+  seeds; its confirmation runs become the idea's runs and its figure is drawn from the tree.
+- linear: plan a run, apply its edits strictly, run it in the sandbox, and on failure feed the
+  error tail back for up to `--max-fixes` attempts.
 
 Every finished run is recorded (`IdeaWorkdir.save_runs`), with the brain's notebook entry
 for it and the coder's memory (`IdeaWorkdir.save_memory`), before the next one starts, so a
@@ -11,30 +15,54 @@ JSON fails that run, with the reason, into the fix loop.
 from __future__ import annotations
 
 import json
-import time
 
 from agent.edits import EditRefused, apply_edits
-from agent.errors import TemplateError
 from agent.models import ExperimentContext, Idea, PlannedRun, RunRecord
+from agent.paper import tree_figure
+from agent.pipeline import search
 from agent.pipeline.deps import Deps
 from agent.pipeline.progress import emit
 from agent.pipeline.stage import StageResult, failed
 from agent.pipeline.state import IdeaTask
 from agent.pipeline.workdir import IdeaWorkdir
 from agent.sandbox import files
-from agent.template.contract import check_final_info
-from agent.template.run import experiment_cmd, limits_for
-
-# Flags only the orchestrator sets: a brain must not redirect output or change the scale.
-RESERVED_FLAGS = {"--out_dir", "--scale", "--seeds", "--datasets"}
+from agent.template.run import refused_flags, run_experiment
 
 
 def run_experiments(deps: Deps, task: IdeaTask) -> StageResult:
-    """Run up to `max_runs` planned runs; continue only if at least one succeeded."""
-    idea = Idea.model_validate(task["idea"])
+    return (search_tree if deps.settings.search == "tree" else run_linear)(deps, task)
+
+
+def create(deps: Deps, idea: Idea) -> IdeaWorkdir:
+    """The idea's folders: the template, or for a continuation the continued paper's code."""
     wd = deps.workdir(idea.name)
     bundle = deps.archive.folder(idea.continues) / "workdir.bundle" if idea.continues else None
     wd.create(deps.template, continues=bundle)
+    return wd
+
+
+def search_tree(deps: Deps, task: IdeaTask) -> StageResult:
+    """Search, confirm, and go on only if the confirmation of the selected node and of the
+    baseline both produced results."""
+    idea = Idea.model_validate(task["idea"])
+    wd = create(deps, idea)
+    tree = search.Search(deps, idea, wd).run()
+    tree_figure.draw(tree, deps.template, wd.search_figure)
+    runs = search.adopt(deps, wd, tree)
+    if not runs:
+        why = next((n.bug for n in reversed(tree.nodes) if n.buggy), "the brain proposed no runs")
+        return failed(deps, task, "experiments", f"no successful run to confirm: {why[:300]}")
+    baseline = tree.nodes[tree.confirmed["baseline"]]
+    for node, what in ((baseline, "the baseline"), (tree.nodes[tree.confirmed["selected"]], "the selected node")):
+        if node.buggy:
+            return failed(deps, task, "experiments", f"the confirmation of {what} on fresh seeds failed: {node.bug}")
+    return {**task, "workdir": str(wd.tree)}
+
+
+def run_linear(deps: Deps, task: IdeaTask) -> StageResult:
+    """Run up to `max_runs` planned runs; continue only if at least one succeeded."""
+    idea = Idea.model_validate(task["idea"])
+    wd = create(deps, idea)
     if not files.is_file(wd.tree, "run_0/final_info.json"):
         files.copy_tree(deps.baseline_dir, "run_0", wd.tree, "run_0")
         wd.note(f"# Lab notebook: {idea.title}\n\nHypothesis: {idea.hypothesis}\n\n"
@@ -108,29 +136,13 @@ def attempt_run(deps: Deps, ctx: ExperimentContext, wd: IdeaWorkdir, name: str, 
 def execute(deps: Deps, wd: IdeaWorkdir, name: str, plan: PlannedRun, fixes: int) -> RunRecord:
     """Apply the plan's edits and run it in the sandbox; never raises for the run's own failures."""
     record = RunRecord(name=name, planned=plan, ok=False, fixes=fixes)
-    bad = sorted(set(plan.args) & RESERVED_FLAGS) + [f for f in plan.args if not f.startswith("--")]
+    bad = refused_flags(plan.args)
     if bad:
-        return record.model_copy(update={"error": f"flags {bad} are not allowed: the orchestrator sets them"})
+        return record.model_copy(update={"error": bad})
     try:
         apply_edits(wd.tree, plan.edits, deps.template.editable_files)
     except EditRefused as e:
         return record.model_copy(update={"error": f"edit refused: {e}"})
     files.remove(wd.tree, name)  # a failed earlier attempt's partial output
-    prof = deps.template.profile(deps.settings.scale)
-    started = time.time()
-    result = deps.executor.run(experiment_cmd(deps.template, deps.settings.scale, name, plan.args), wd.tree,
-                               limits_for(deps.template, deps.settings.scale),
-                               cpus=prof.cpus, gpus=prof.gpus, log_name=name)
-    wall = round(time.time() - started, 2)
-    if not result.ok:
-        why = ("unsafe output" if result.violation else
-               f"killed for {result.killed_for}" if result.killed_for else f"exit code {result.exit_code}")
-        return record.model_copy(update={"error": f"{why}\n{result.error_tail(30)}", "wall_s": wall})
-    try:
-        info = check_final_info(wd.final_info(name), deps.template, deps.settings.scale, f"{name}/final_info.json")
-    except FileNotFoundError:
-        return record.model_copy(update={"error": f"bad results: the run wrote no {name}/final_info.json",
-                                         "wall_s": wall})
-    except (OSError, files.UnsafeFile, TemplateError) as e:
-        return record.model_copy(update={"error": f"bad results: {e}", "wall_s": wall})
-    return record.model_copy(update={"ok": True, "results": info, "wall_s": wall})
+    got = run_experiment(deps.executor, deps.template, deps.settings.scale, wd.tree, name, plan.args, log_name=name)
+    return record.model_copy(update={"ok": got.ok, "results": got.results, "error": got.error, "wall_s": got.wall_s})

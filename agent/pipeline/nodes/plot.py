@@ -12,6 +12,7 @@ from agent.analysis import analyze
 from agent.edits import EditRefused, apply_edits
 from agent.errors import StageFailed
 from agent.models import Idea, PaperContext, Results
+from agent.pipeline import search
 from agent.pipeline.deps import Deps
 from agent.pipeline.progress import emit
 from agent.pipeline.stage import StageResult
@@ -26,20 +27,24 @@ VISION_ROUNDS = 2  # revisions of the figures from a critique
 
 
 def results_bundle(deps: Deps, wd: IdeaWorkdir) -> Results:
-    """Every run's numbers and the analysis. The paper may only quote these."""
+    """Every run's numbers and the analysis. The paper may only quote these. After a tree
+    search the runs and the baseline are its confirmation on fresh seeds (see search.adopt)."""
     runs = wd.runs()
-    baseline = deps.baseline()
+    tree = wd.search()
+    baseline = tree.nodes[tree.confirmed["baseline"]].results if tree else deps.baseline()
+    seeds = tree.fresh_seeds if tree else deps.template.seeds_for(deps.settings.scale)
     return Results(
         template=deps.template.name,
         scale=deps.settings.scale,
-        seeds=deps.template.seeds_for(deps.settings.scale),
+        seeds=seeds,
         datasets=deps.template.datasets_for(deps.settings.scale),
         baseline=baseline,
         runs={r.name: {"description": r.planned.description, "args": r.planned.args,
                        "final_info": r.results, "wall_s": r.wall_s} for r in runs if r.ok},
         failed_runs={r.name: {"description": r.planned.description, "error": (r.error or "")[-500:]}
                      for r in runs if not r.ok},
-        analysis=analyze(deps.template, baseline, runs, scale=deps.settings.scale).model_dump(mode="json"),
+        analysis=analyze(deps.template, baseline, runs, scale=deps.settings.scale, seeds=seeds).model_dump(mode="json"),
+        search=search.summary(tree).model_dump(mode="json") if tree else None,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from agent import literature
 from agent.errors import StageFailed
 from agent.models import Citation, Idea, PaperContext
-from agent.paper import faithfulness, latex
+from agent.paper import faithfulness, latex, search_section
 from agent.pipeline.deps import Deps
 from agent.pipeline.progress import emit
 from agent.pipeline.stage import StageResult
@@ -75,8 +75,13 @@ def compile_parts(deps: Deps, ctx: PaperContext, wd: IdeaWorkdir, parts: dict[st
                   citations: list[Citation]) -> None:
     files.make_dirs(wd.tree, PAPER)
     on_disk = set(wd.figure_files())
-    names = [f.file for f in ctx.figures if f.file in on_disk]
-    latex.assemble_paper(wd.paper_dir, deps.template, parts, citations, [wd.tree / FIGURES / n for n in names])
+    figures = [wd.tree / FIGURES / f.file for f in ctx.figures if f.file in on_disk]
+    if ctx.search:  # our own account of the search, whatever brain wrote the sections
+        tree_png = wd.search_figure if wd.search_figure.is_file() else None
+        figures += [tree_png] if tree_png else []
+        text = search_section.block(ctx.search, deps.template, tree_png.name if tree_png else None)
+        parts = {**parts, search_section.SECTION: parts.get(search_section.SECTION, "") + text}
+    latex.assemble_paper(wd.paper_dir, deps.template, parts, citations, figures)
     emit(ctx.idea.name, "writeup", note="compiling LaTeX")
     result = latex.repair_loop(wd.paper_dir, deps.brain, wd.log_dir, deps.local, idea=wd.name)
     if not result.ok or result.pdf is None:
