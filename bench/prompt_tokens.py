@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import random
 import sys
 import tempfile
@@ -292,14 +293,6 @@ def one_paper(brain: LLMBrain, tpl: Template, answers: ScriptedBrainAnswers, sch
     return n_before_improve
 
 
-def common_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 def fill_template(tpl: Template, written: dict[str, str]) -> str:
     tex = (tpl.path / "latex" / "template.tex").read_text()
     for name in ("title", *SECTIONS):
@@ -328,7 +321,7 @@ def main() -> None:
         raise SystemExit(f"requests ({len(ok)}) and ledger rows ({len(calls)}) disagree")
     texts = ["\n".join(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
                        for m in r.messages) for r in ok]
-    cached = [count_tokens(texts[i][:max((common_prefix(texts[i], t) for t in texts[:i]), default=0)])
+    cached = [count_tokens(texts[i][:max((len(os.path.commonprefix([texts[i], t])) for t in texts[:i]), default=0)])
               for i in range(len(texts))]
 
     def count(lo: int, hi: int) -> dict[str, dict[str, int]]:

@@ -23,6 +23,7 @@ connections and never answers.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -347,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner: LoopbackLLM = self.server.owner  # type: ignore[attr-defined]
         text = "\n".join(f"{m.get('role')}: {_text_of(m.get('content'))}" for m in body.get("messages", []))
         with owner._lock:
-            shared = max((_common_prefix(text, seen) for seen in owner._prompts), default=0)
+            shared = max((len(os.path.commonprefix([text, seen])) for seen in owner._prompts), default=0)
             owner._prompts.append(text)
         prompt = len(text) // 4 + 1
         cached = (shared // 4 // 128) * 128  # providers cache in blocks of 128 tokens
@@ -384,14 +385,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout): nothing to tell it
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class HungLLM:
