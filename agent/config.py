@@ -35,7 +35,7 @@ class RunSettings(BaseModel):
     experiments: Path = Field(default=Path("experiments"), description="Where run folders go")
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
-    max_runs: int = Field(default=5, ge=1, le=20, description="Experiment runs per idea (besides the baseline)")
+    max_runs: int = Field(default=5, ge=1, le=20, description="Runs per idea with --search linear (besides the baseline)")
     max_fixes: int = Field(default=4, ge=0, le=10, description="Fix attempts per failed run")
     reviewers: int = Field(default=5, ge=1, le=10, description="Reviews in the ensemble (sampled at temperature > 0)")
     review_reflections: int = Field(default=3, ge=0, le=10, description="Reflection rounds of the meta-review")

@@ -31,7 +31,7 @@ def run(
     archive: Path | None = typer.Option(None, help="Archive folder (default ./archive)"),
     executor: str | None = typer.Option(None, help="local or ray"),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Ray cluster address"),
-    max_runs: int | None = typer.Option(None, "--max-runs", help="Experiment runs per idea (default 5)"),
+    max_runs: int | None = typer.Option(None, "--max-runs", help="Runs per idea with --search linear (default 5)"),
     max_fixes: int | None = typer.Option(None, "--max-fixes", help="Fix attempts per failed run (default 4)"),
     reviewers: int | None = typer.Option(None, help="Reviews in the ensemble (default 5)"),
     review_reflections: int | None = typer.Option(None, "--review-reflections",
