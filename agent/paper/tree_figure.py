@@ -18,6 +18,7 @@ from agent.models import SearchTree
 from agent.template.contract import Template
 
 PATH_COLOUR = "#1d2330"
+CAP_PCT = 100.0  # colour saturates beyond this change against the baseline, in %
 
 
 def layout(tree: SearchTree) -> dict[int, tuple[float, float]]:
@@ -55,7 +56,10 @@ def draw(tree: SearchTree, template: Template, dest: Path) -> Path:
     confirm = set(tree.confirmed.values())
     path = {n.id for n in tree.ancestors(tree.selected)} if tree.selected is not None else set()
     changes = [c for n in tree.nodes if (c := tree.change_pct(n)) is not None]
-    span = max((abs(c) for c in changes), default=0.0) or 1.0
+    # One node ten times worse would otherwise wash out every small change: beyond ±CAP_PCT the
+    # colour saturates (the bar says so with its arrows).
+    widest = max((abs(c) for c in changes), default=0.0) or 1.0
+    span = min(widest, CAP_PCT)
     norm = TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span)
     cmap = "RdYlGn_r" if tree.direction == "minimize" else "RdYlGn"  # green: the metric's good way
 
@@ -100,9 +104,9 @@ def draw(tree: SearchTree, template: Template, dest: Path) -> Path:
                 lw=1.5 if n.id in path else 0.6,
                 zorder=3,
             )
-        ax.annotate(f"n{n.id}", (x, y), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=6)
+        ax.annotate(f"n{n.id}", (x, y), textcoords="offset points", xytext=(6, 6), ha="left", fontsize=6)  # off the edges
     if scatter is not None:
-        bar = fig.colorbar(scatter, ax=ax, fraction=0.04, pad=0.02)
+        bar = fig.colorbar(scatter, ax=ax, fraction=0.04, pad=0.02, extend="both" if widest > span else "neither")
         bar.set_label(f"{template.primary.name}: change vs baseline (%)", fontsize=7)
         bar.ax.tick_params(labelsize=6)
     legend = [
