@@ -128,6 +128,20 @@ def test_bad_output_gets_one_repair_round(llm_server: LoopbackLLM, bad: str):  #
     assert ok_call.ok
 
 
+def test_an_answer_cut_off_at_the_token_limit_is_asked_again_shorter_with_more_room(
+    llm_server: LoopbackLLM,  # noqa: F811
+):
+    """A rambling answer that ran into max_tokens (as a 270M model under llama.cpp's grammar did)
+    is repaired with twice the limit and a request to be brief."""
+    rambling = '{"novel": true, "reason": "' + "and it goes on " * 40  # 600 chars: over 50 tokens, unclosed
+    llm_server.add("novelty", rambling, GOOD)
+    c = client(llm_server)
+    assert c.complete("novelty", "Judge novelty.", "Idea: x", NoveltyDecision, idea="idea_a", max_tokens=50) == GOOD
+    first, repair = llm_server.requests
+    assert first.body["max_tokens"] == 50 and repair.body["max_tokens"] == 100
+    assert repair.user.startswith("Your answer was cut off at the limit of 50 tokens") and "much shorter" in repair.user
+
+
 def test_json_in_fences_and_prose_is_accepted(llm_server: LoopbackLLM):  # noqa: F811
     llm_server.add("novelty", "Here you go:\n```json\n" + GOOD.model_dump_json(indent=2) + "\n```\nCheers.")
     assert ask(client(llm_server)) == GOOD

@@ -46,7 +46,7 @@ from agent.review import calibration
 from agent.review.ensemble import review_paper
 from agent.template.contract import Template, load_template
 from tests.fake_scholar import FakeScholar
-from tests.llm_server import PROSE, LoopbackLLM, ScriptedBrainAnswers, write_toy_template
+from tests.llm_server import PROSE, LoopbackLLM, Request, ScriptedBrainAnswers, write_toy_template
 
 KEY = "sk-stages"
 BASELINE = {"easy": {"means": {"loss": 0.3125}, "stderrs": {"loss": 0.004}, "per_seed": {"loss": [0.31, 0.315]}}}
@@ -156,8 +156,14 @@ def test_novelty_must_decide_in_the_last_round(brain: LLMBrain, server: Loopback
                NoveltyStep(thinking="enough", decision="novel", reason="Nothing close."))
     decision = brain.novelty(idea(), LiteratureSearch(idea(), toy, [], LiteratureSettings()), rounds=2)
     assert decision.novel and decision.rounds == 2
-    assert "This is the last round: decide now." in server.for_stage("novelty")[1].prompt
-    assert "decide now (novel or not_novel)" in server.for_stage("novelty")[2].user
+    first, last, repair = server.for_stage("novelty")
+    assert "This is the last round: decide now." in last.prompt
+    # The last round's schema has no "search", so a grammar-constrained server cannot answer one.
+    def enum(req: Request) -> list[str]:
+        return req.body["response_format"]["json_schema"]["schema"]["properties"]["decision"]["enum"]
+
+    assert "search" in enum(first) and sorted(enum(last)) == ["not_novel", "novel"]
+    assert "'novel' or 'not_novel'" in repair.user  # a server that does not constrain is sent back once
 
 
 # ------------------------------------------------------------------ the coder's memory
@@ -330,7 +336,7 @@ def test_the_answer_schema_is_sent_where_the_server_takes_it(toy: Template, answ
         assert [r.response_format for r in srv.requests] == ["json_schema", "json_object", "json_object"]
         assert c.response_format == "json_object_schema"  # json_object, with the schema beside it
         assert srv.requests[1].body["response_format"]["schema"]["properties"]["decision"]["enum"] == [
-            "search", "novel", "not_novel"]
+            "novel", "not_novel"]  # the only round must decide: its schema has no "search"
 
 
 def test_cached_prompt_tokens_are_counted_apart(toy: Template, answers: ScriptedBrainAnswers):

@@ -21,6 +21,7 @@ from agent.brains.offline.brain import OfflineBrain
 from agent.config import RunSettings
 from agent.models import (
     ExpandContext,
+    Expansion,
     Idea,
     IdeationContext,
     PaperContext,
@@ -313,6 +314,20 @@ def test_a_buggy_leaf_is_debugged_and_the_brain_can_only_add_bugs(lab: search.Se
     t.nodes.append(same)
     assert lab._ask(same, "improve") is None
     assert same.buggy and same.bug.startswith("flagged by the brain") and lab.wd.search().nodes[3].buggy
+
+
+class RootFlagger:
+    """Stands in for a weak LLM that calls the template's own baseline buggy."""
+
+    def expand(self, ctx: ExpandContext) -> Expansion:
+        return Expansion(plan=PlannedRun(description="the same run again"), flag="the loss looks too low")
+
+
+def test_the_root_is_never_flagged_buggy(lab: search.Search) -> None:
+    lab.tree.stage = "research"
+    lab.deps.brain = RootFlagger()  # type: ignore[assignment]
+    child = lab._ask(lab.tree.nodes[0], "draft")
+    assert not lab.tree.nodes[0].buggy and child is not None and child.kind == "draft"
 
 
 def test_the_paper_block_prints_only_numbers_of_the_summary(lab: search.Search, tmp_path: Path) -> None:

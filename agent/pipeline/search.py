@@ -376,7 +376,9 @@ class Search:
         got = self.deps.brain.expand(ctx)
         self.wd.save_memory(ctx.memory)
         asked = kind
-        if got is not None and got.flag and not node.buggy:  # the brain may add a bug, never clear one
+        # The brain may add a bug, never clear one, and never to the root: its results are the
+        # template's own baseline, validated (a weak model flagged it and so ended the search).
+        if got is not None and got.flag and not node.buggy and node.id != 0:
             node.buggy, node.bug, node.debug = True, f"flagged by the brain: {got.flag[:300]}", True
             kind = "debug"
         if (

@@ -154,6 +154,13 @@ class NoveltyStep(BaseModel):
     papers: list[int] = Field(default_factory=list, description="numbers of the results that drove the decision")
 
 
+class NoveltyVerdict(NoveltyStep):
+    """The last round's answer: its schema leaves no "search", so a server that decodes under the
+    schema's grammar (llama.cpp, vLLM, Ollama) cannot answer one even from a small model."""
+
+    decision: Literal["novel", "not_novel"]
+
+
 class FigureNotes(BaseModel):
     figures: list[FigureNote]
 
@@ -343,7 +350,7 @@ class LLMBrain:
                 if bad:
                     raise ValueError(f"papers {bad} are not result numbers (1-{len(shown)})")
 
-            step = chat.ask("novelty", user, NoveltyStep, max_tokens=700, check=check)
+            step = chat.ask("novelty", user, NoveltyVerdict if last else NoveltyStep, max_tokens=700, check=check)
             if step.decision != "search":
                 papers = [shown[n - 1] for n in dict.fromkeys(step.papers)]
                 return NoveltyDecision(novel=step.decision == "novel", reason=step.reason or step.thinking,

@@ -61,6 +61,7 @@ V = TypeVar("V")
 STAGE_HEADER = "X-AI-Scientist-Stage"
 KEY_VARS = ("AI_SCIENTIST_API_KEY", "OPENAI_API_KEY")
 NO_KEY = "not-needed"  # local servers (Ollama, llama.cpp) ignore the key, but the client wants one
+REPAIR_TOKENS = 16_000  # the most a repair of a cut-off answer may ask for
 REPAIR_ECHO_CHARS = 4000  # how much of an invalid answer the repair round quotes back
 HUNG_FACTOR = 1.8  # a call whose attempt timed out ends within this many timeouts of its start
 # Strongest first; a refusal steps down once. "json_object_schema" is json_object with the schema
@@ -381,15 +382,17 @@ class LLMClient:
         except OutputInvalid as first:
             self._record(stage, idea, answer, ok=False, error=f"invalid output: {first}")
             log.info("%s: invalid output (%s); one repair round", stage, first)
+            # A small model may ramble until the token limit, even under a grammar: the repair
+            # then says so and gets twice the room.
+            cut = answer.completion_tokens >= limit
+            ask = (f"Your answer was cut off at the limit of {limit} tokens, so it is incomplete ({first}).\n"
+                   "Reply again with the complete answer, much shorter: a sentence or two per text field,"
+                   if cut else f"Your answer was invalid: {first}.\nReply again with the complete, corrected answer")
             repair = messages + [
                 {"role": "assistant", "content": answer.content[:REPAIR_ECHO_CHARS]},
-                {
-                    "role": "user",
-                    "content": f"Your answer was invalid: {first}.\nReply again with the complete, corrected answer"
-                    + (" as one JSON object only." if schema else " only."),
-                },
+                {"role": "user", "content": ask + (" as one JSON object only." if schema else " only.")},
             ]
-            answer = self._ask(stage, repair, schema, idea, limit, temp)
+            answer = self._ask(stage, repair, schema, idea, min(2 * limit, REPAIR_TOKENS) if cut else limit, temp)
             try:
                 result = validate(answer.content)
             except OutputInvalid as second:
