@@ -303,8 +303,10 @@ def test_a_buggy_leaf_is_debugged_and_the_brain_can_only_add_bugs(lab: search.Se
     t.stage = "research"
     crashed = node(1, 0, {"hidden_layers": 6}, status="planned")
     t.nodes.append(crashed)
-    lab._record(crashed, search.RunOutcome(False, None, "killed for timeout\nTraceback ...", 3.0), 1.0)
-    assert crashed.buggy and crashed.bug == "killed for timeout" and crashed.debug, "p = 1: always debugged"
+    tail = "killed for timeout\nTraceback (most recent call last):\n  ...\nKeyboardInterrupt"
+    lab._record(crashed, search.RunOutcome(False, None, tail, 3.0), 1.0)
+    assert crashed.bug == "killed for timeout: KeyboardInterrupt", "the first line and the error itself"
+    assert crashed.buggy and crashed.debug, "p = 1: always debugged"
     [child] = lab._debug()
     assert child.kind == "debug" and child.parent == 1 and child.debug_depth == 1
     assert child.settings == {"hidden_layers": 4} and child.status == "planned"

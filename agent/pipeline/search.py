@@ -513,8 +513,13 @@ class Search:
 
 
 def _bug(error: str) -> str:
-    first = error.strip().splitlines()[0] if error.strip() else "no results"
-    return first[:200]
+    """The failure's first line ("exit code 2") and, when the tail ends in another, its last
+    (argparse's or Python's own error), which is what a reader of the reason wants."""
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "no results"
+    last = lines[-1][:150]
+    return (lines[0] if len(lines) == 1 else f"{lines[0][:50]}: {last}")[:200]
 
 
 def progress(tree: SearchTree) -> dict[str, Any]:
