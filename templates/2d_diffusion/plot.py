@@ -15,6 +15,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -72,8 +73,10 @@ def plot_metrics(runs: dict[str, str], out: Path) -> None:
             ax.bar(x + (i - (len(runs) - 1) / 2) * width, mean, width, yerr=err, capsize=2, label=label)
         ax.set_xticks(x, datasets, rotation=30, ha="right")
         ax.set_title(metric)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    # Below the panels: inside one, the legend hid bars and ticks.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(len(runs), 3), fontsize=7,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.03 * ((len(runs) + 2) // 3), 1, 1))
     fig.savefig(out / "metrics.png", dpi=150)
     plt.close(fig)
 
@@ -122,7 +125,7 @@ def plot_samples(runs: dict[str, str], out: Path) -> None:
             if i == 0:
                 ax.set_title(ds)
             if j == 0:
-                ax.set_ylabel(runs[run])
+                ax.set_ylabel(textwrap.fill(runs[run], 24, break_long_words=False), fontsize=7)  # long labels stay in their row
     fig.tight_layout()
     fig.savefig(out / "samples.png", dpi=150)
     plt.close(fig)
