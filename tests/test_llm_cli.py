@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from agent.template.contract import load_template
 from tests.helpers import cli
 from tests.llm_server import HungLLM, LoopbackLLM, ScriptedBrainAnswers, write_toy_template
@@ -47,6 +49,7 @@ def test_review_with_a_price_on_the_command_line_runs_under_the_budget(tmp_path:
         assert srv.stages().count("review") == 2
 
 
+@pytest.mark.slow  # waits out two per-call timeouts on purpose
 def test_review_against_a_hung_endpoint_ends_in_bounded_time(tmp_path: Path):
     paper = tmp_path / "paper.txt"
     paper.write_text("A Study\n\nAbstract\nWe study a thing.\n")

@@ -129,6 +129,7 @@ def test_writes_outside_the_folder_and_dot_files_are_refused(disk_dir, target):
     assert not (d / ".hidden.tex").exists()
 
 
+@pytest.mark.slow  # waits out the LaTeX timeout on purpose
 def test_a_paper_that_never_finishes_is_stopped_by_the_timeout(disk_dir):
     d = paper(disk_dir / "paper", "\\loop\\iftrue\\repeat")
     result = latex.compile_pdf(d, timeout_s=5)
