@@ -32,10 +32,11 @@ test: setup
 	.venv/bin/ruff check agent tests bench
 	$(PY) -m pytest -q
 
-# The fast tier while working: lint and every test not marked slow (CI still runs `make test`).
+# The fast tier while working: lint and every test not marked slow, on 2 workers (the tests wait
+# on subprocesses as much as they compute). CI still runs `make test`, one test at a time.
 check: setup
 	.venv/bin/ruff check agent tests bench
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n 2
 
 lint: venv
 	.venv/bin/ruff check agent tests bench

@@ -43,6 +43,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...],
     assert expected in _one_line_error(cli(*args, cwd=tmp_path, env=env))
 
 
+def test_a_bad_second_template_is_refused_before_the_first_runs(tmp_path: Path) -> None:
+    env = {"AI_SCIENTIST_EXPERIMENTS": str(tmp_path / "experiments"), "AI_SCIENTIST_ARCHIVE": str(tmp_path / "a")}
+    res = cli("run", "--template", "2d_diffusion,no_such_template", cwd=tmp_path, env=env)
+    assert "no such template" in _one_line_error(res)
+    assert res.stdout == "" and not (tmp_path / "experiments").exists()
+
+
 def test_status_without_runs(tmp_path: Path) -> None:
     line = _one_line_error(cli("status", "--experiments", str(tmp_path / "none"), cwd=tmp_path))
     assert "no runs" in line

@@ -38,6 +38,8 @@ class BrainInfo(BaseModel):
     model: str
     concurrent: bool = False
     """Its calls wait on the network: an ensemble's calls may run at once."""
+    reviews_vary: bool = False
+    """Its reviews are samples, so an ensemble of several says more than one review does."""
     review_model: str = ""
     """The reviewers' model, when it is not `model` (--review-model)."""
     review_scope: str = Field(default="", description="what this brain's reviews judge, when that is less "

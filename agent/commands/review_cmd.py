@@ -71,7 +71,7 @@ def review(
         ledger = Ledger(Path(tmp) / "usage.jsonl")
         brain = _brain(model, base_url, budget_usd, ledger, price_in=price_in, price_out=price_out,
                        timeout_s=llm_timeout_s, vision=vision)
-        reviewers = reviewers or (5 if brain.info.kind == "llm" else 1)
+        reviewers = reviewers or (5 if brain.info.reviews_vary else 1)
         with err_console.status(f"{reviewers} review(s) + meta-review by the {brain.info.label}"):
             outcome = review_paper(brain, paper, reviewers, reflections=review_reflections)
         cost = _cost(ledger)

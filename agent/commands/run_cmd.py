@@ -15,7 +15,8 @@ from agent.config import experiments_root, load_settings
 from agent.errors import ConfigError
 from agent.models import Outcome
 from agent.pipeline.progress import read_status, render
-from agent.template.contract import list_templates
+from agent.pipeline.runs import find_run, latest_run
+from agent.template.contract import list_templates, load_template
 
 console = Console()
 
@@ -74,12 +75,17 @@ def run(
                  price_out=price_out, llm_timeout_s=llm_timeout_s, llm_stage_deadline_s=llm_stage_deadline_s,
                  search=search, search_budget=search_budget, parallel_runs=parallel_runs,
                  search_minutes=search_minutes)
-    from agent.pipeline import runner
-
+    # Every template's settings are checked before the first run starts (and before the graph
+    # loads), so a typo in the second name is not found after a night on the first.
+    runs = []
     for name in names:
         settings = load_settings({**flags, "template": name}, config)
         check_prices(settings.model, settings.budget_usd, price_in=settings.price_in, price_out=settings.price_out,
                      review_model=settings.review_model)
+        runs.append((load_template(settings.template).name, settings))
+    from agent.pipeline import runner
+
+    for name, settings in runs:
         started = time.time()
         search = (f"tree search, {settings.search_budget} runs per idea" if settings.search == "tree"
                   else f"linear, up to {settings.max_runs} runs per idea")
@@ -96,9 +102,10 @@ def resume(
     experiments: Path | None = typer.Option(None, help="Folder holding the runs (default ./experiments)"),
 ) -> None:
     """Continue a run after a crash, Ctrl-C, kill -9 or a spent budget."""
+    experiments = experiments_root(experiments)
+    find_run(experiments, run_id)  # a mistyped id is refused before the graph loads
     from agent.pipeline import runner
 
-    experiments = experiments_root(experiments)
     started = time.time()
     settings, outcomes = runner.resume(experiments, run_id, {"budget_usd": budget_usd, "parallel": parallel}, console)
     report(run_id, outcomes, Archive(settings.archive), time.time() - started)
@@ -109,13 +116,11 @@ def status(
     experiments: Path | None = typer.Option(None, help="Folder holding the runs (default ./experiments)"),
 ) -> None:
     """Show a run's progress (works from another terminal while it runs)."""
-    from agent.pipeline import runner
-
     experiments = experiments_root(experiments)
-    run_id = run_id or runner.latest_run(experiments)
+    run_id = run_id or latest_run(experiments)
     if run_id is None:
         raise ConfigError(f"no runs in {experiments}/ yet: start one with `ai-scientist run --template NAME`")
-    data = read_status(runner.find_run(experiments, run_id))
+    data = read_status(find_run(experiments, run_id))
     if data is None:
         console.print(f"run {run_id} has not reported progress yet")
         return

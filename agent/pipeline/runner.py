@@ -4,7 +4,6 @@ and return how each idea ended."""
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import time
 from pathlib import Path
@@ -16,38 +15,15 @@ from agent.archive.store import Archive
 from agent.brains import make_brain
 from agent.brains.llm.ledger import Ledger
 from agent.config import RunSettings
-from agent.errors import ConfigError, ToolMissing
+from agent.errors import ToolMissing
 from agent.models import Outcome
 from agent.pipeline.deps import Deps
 from agent.pipeline.graph import compile_graph
 from agent.pipeline.progress import StatusBoard
+from agent.pipeline.runs import SETTINGS_FILE, find_run, new_run_id
 from agent.sandbox.bwrap import require_bwrap
 from agent.sandbox.executors import LocalExecutor, make_executor
 from agent.template.contract import load_template
-
-SETTINGS_FILE = "settings.json"
-
-
-def new_run_id(template: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{template}-{secrets.token_hex(2)}"
-
-
-def run_dir_for(settings: RunSettings, run_id: str) -> Path:
-    return settings.experiments / run_id
-
-
-def find_run(experiments: Path, run_id: str) -> Path:
-    run_dir = experiments / run_id
-    if not (run_dir / SETTINGS_FILE).is_file():
-        known = sorted(p.name for p in experiments.glob("*/" + SETTINGS_FILE))
-        hint = f" (recent: {', '.join(p.split('/')[0] for p in known[-3:])})" if known else ""
-        raise ConfigError(f"no run {run_id!r} in {experiments}/{hint}")
-    return run_dir
-
-
-def latest_run(experiments: Path) -> str | None:
-    runs = sorted(experiments.glob("*/" + SETTINGS_FILE), key=lambda p: p.stat().st_mtime)
-    return runs[-1].parent.name if runs else None
 
 
 def check_tools(settings: RunSettings) -> None:
@@ -64,7 +40,7 @@ def start(settings: RunSettings, console: Console) -> tuple[str, list[Outcome]]:
     settings = settings.model_copy(update={"experiments": settings.experiments.resolve(),
                                            "archive": settings.archive.resolve()})
     run_id = new_run_id(load_template(settings.template).name)
-    run_dir = run_dir_for(settings, run_id)
+    run_dir = settings.experiments / run_id
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(mode=0o700)  # private: what sandboxed code leaves there is nobody else's to run
     (run_dir / SETTINGS_FILE).write_text(settings.model_dump_json(indent=1))
@@ -84,7 +60,7 @@ def resume(experiments: Path, run_id: str, overrides: dict, console: Console) ->
 def execute(settings: RunSettings, run_id: str, console: Console, fresh: bool) -> list[Outcome]:
     check_tools(settings)
     template = load_template(settings.template)
-    run_dir = run_dir_for(settings, run_id)
+    run_dir = settings.experiments / run_id
     audit = run_dir / "sandbox.jsonl"  # the audit trail: one line per sandboxed command
     ledger = Ledger(run_dir / "usage.jsonl")
     brain = make_brain(settings.model, settings.base_url, budget_usd=settings.budget_usd, seed=settings.seed,

@@ -36,6 +36,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from agent import models
 from agent.analysis import paper_analysis
 from agent.brains.base import BrainInfo
 from agent.brains.llm import search_brief
@@ -62,32 +63,6 @@ from agent.brains.llm.summaries import (
 from agent.brains.llm.tokens import IMAGE_TOKENS, count_tokens
 from agent.errors import StageFailed
 from agent.literature import LiteratureSearch
-from agent.models import (
-    SCORES,
-    Citation,
-    CitedDraft,
-    Conversation,
-    Edit,
-    ExpandContext,
-    Expansion,
-    ExperimentContext,
-    FigureCritique,
-    FigureImage,
-    FigureNote,
-    Idea,
-    IdeationContext,
-    LiteratureHit,
-    MetaReview,
-    NoveltyDecision,
-    PaperContext,
-    PaperFigure,
-    PlannedRun,
-    PlotPlan,
-    Review,
-    ReviewForm,
-    RunRecord,
-    Turn,
-)
 from agent.paper import bibtex
 from agent.paper import figures as declared_figures
 from agent.paper.latex import cited_keys
@@ -113,8 +88,8 @@ class EditAnswer(BaseModel):
     search: str = Field(min_length=1, description="exact existing text, occurring once")
     replace: str
 
-    def edit(self) -> Edit:
-        return Edit(path=self.path, search=self.search, replace=self.replace)
+    def edit(self) -> models.Edit:
+        return models.Edit(path=self.path, search=self.search, replace=self.replace)
 
 
 class RunAnswer(BaseModel):
@@ -122,8 +97,8 @@ class RunAnswer(BaseModel):
     args: dict[str, str | int | float | bool] = Field(default_factory=dict, description="knob flag -> value")
     edits: list[EditAnswer] = Field(default_factory=list)
 
-    def planned(self) -> PlannedRun:
-        return PlannedRun(
+    def planned(self) -> models.PlannedRun:
+        return models.PlannedRun(
             description=self.description,
             args={_flag(k): _arg(v) for k, v in self.args.items()},
             edits=[e.edit() for e in self.edits],
@@ -142,7 +117,7 @@ class NextRunAnswer(BaseModel):
 
 class IdeaReflection(BaseModel):
     critique: str
-    idea: Idea
+    idea: models.Idea
     done: bool = Field(description="true when the idea needs no further change")
 
 
@@ -162,11 +137,11 @@ class NoveltyVerdict(NoveltyStep):
 
 
 class FigureNotes(BaseModel):
-    figures: list[FigureNote]
+    figures: list[models.FigureNote]
 
 
 class FigureCritiques(BaseModel):
-    figures: list[FigureCritique]
+    figures: list[models.FigureCritique]
 
 
 class Choice(BaseModel):
@@ -198,11 +173,11 @@ class Revision(BaseModel):
 
 class ReviewAnswer(BaseModel):
     reasoning: str = Field(description="the claims, the evidence for each, the main problems: before the form")
-    review: ReviewForm
+    review: models.ReviewForm
 
 
 class MetaReflection(BaseModel):
-    review: ReviewForm
+    review: models.ReviewForm
     done: bool = Field(description="true when the meta-review needs no further change")
 
 
@@ -272,20 +247,20 @@ class LLMBrain:
         if vision != "auto":
             for c in {id(self.client): self.client, id(self.reviewer): self.reviewer}.values():
                 c.set_images(vision == "on")
-        self.info = BrainInfo(kind="llm", model=client.model, concurrent=True,
+        self.info = BrainInfo(kind="llm", model=client.model, concurrent=True, reviews_vary=True,
                               review_model=reviewer.model if reviewer and reviewer.model != client.model else "")
 
     # ------------------------------------------------------------------ ideation
 
     @_bounded()
-    def ideas(self, ctx: IdeationContext) -> list[Idea]:
+    def ideas(self, ctx: models.IdeationContext) -> list[models.Idea]:
         tpl = ctx.template
         known = {k.name for k in tpl.knobs}
         taken = {a.name for a in ctx.archive if a.template == tpl.name} | {o.idea_name for o in ctx.failed}
         seeds = "\n".join(s.model_dump_json(exclude={"knobs"}) for s in ctx.seed_ideas[:2]) or "(none)"
         source = tpl.path / "experiment.py"
         code = ctx.code or (source.read_text(errors="replace") if source.is_file() else "(not shown)")
-        out: list[Idea] = []
+        out: list[models.Idea] = []
         failures: list[str] = []
         for index in range(1, ctx.num_ideas + 1):
 
@@ -306,7 +281,7 @@ class LLMBrain:
             )
             chat = Chat(self.client, system)
             try:
-                idea = chat.ask("ideas", user, Idea, max_tokens=900, check=check)
+                idea = chat.ask("ideas", user, models.Idea, max_tokens=900, check=check)
                 for r in range(1, ctx.reflections + 1):
                     _, prompt = render("ideas_reflect", round=r, rounds=ctx.reflections, max_runs=ctx.max_runs)
                     ans = chat.ask("ideas_reflect", prompt, IdeaReflection, max_tokens=1400, check=check)
@@ -325,10 +300,10 @@ class LLMBrain:
     # ------------------------------------------------------------------ novelty
 
     @_bounded()
-    def novelty(self, idea: Idea, search: LiteratureSearch, rounds: int) -> NoveltyDecision:
-        shown: list[LiteratureHit] = []
+    def novelty(self, idea: models.Idea, search: LiteratureSearch, rounds: int) -> models.NoveltyDecision:
+        shown: list[models.LiteratureHit] = []
 
-        def listing(hits: list[LiteratureHit]) -> str:
+        def listing(hits: list[models.LiteratureHit]) -> str:
             lines = []
             for h in hits[:HITS_PER_ROUND]:
                 shown.append(h)
@@ -353,7 +328,7 @@ class LLMBrain:
             step = chat.ask("novelty", user, NoveltyVerdict if last else NoveltyStep, max_tokens=700, check=check)
             if step.decision != "search":
                 papers = [shown[n - 1] for n in dict.fromkeys(step.papers)]
-                return NoveltyDecision(novel=step.decision == "novel", reason=step.reason or step.thinking,
+                return models.NoveltyDecision(novel=step.decision == "novel", reason=step.reason or step.thinking,
                                        queries=list(search.queries), papers=papers, rounds=r)
             hits = search.query(step.query)
             notes = "".join(f"\n(note: {n})" for n in search.notes[-1:]) if not hits else ""
@@ -364,7 +339,7 @@ class LLMBrain:
 
     # ------------------------------------------------------------------ experiments
 
-    def _coder(self, ctx: ExperimentContext | ExpandContext) -> Chat:
+    def _coder(self, ctx: models.ExperimentContext | models.ExpandContext) -> Chat:
         """The coder's conversation for this idea: its memory's turns after a system text that
         is the same for every run (idea, knobs, baseline), so the prefix stays cached."""
         summary = f"\nSUMMARY OF EARLIER WORK ON THIS IDEA:\n{ctx.memory.summary}" if ctx.memory.summary else ""
@@ -376,14 +351,14 @@ class LLMBrain:
         chat.turns = [{"role": t.role, "content": t.content} for t in ctx.memory.turns]
         return chat
 
-    def _remember(self, ctx: ExperimentContext | ExpandContext, chat: Chat, question: str) -> None:
+    def _remember(self, ctx: models.ExperimentContext | models.ExpandContext, chat: Chat, question: str) -> None:
         """Keep the last exchange in the coder's memory (the question without the code, which
         every new question shows afresh), then fold old turns into the summary if too long."""
         answer = chat.turns[-1]["content"]
-        ctx.memory.turns += [Turn(role="user", content=question), Turn(role="assistant", content=answer)]
+        ctx.memory.turns += [models.Turn(role="user", content=question), models.Turn(role="assistant", content=answer)]
         self._fold(ctx.memory, ctx.idea.name)
 
-    def _fold(self, memory: Conversation, idea: str) -> None:
+    def _fold(self, memory: models.Conversation, idea: str) -> None:
         size = sum(count_tokens(t.content) for t in memory.turns)
         if size <= MEMORY_TOKENS or len(memory.turns) <= MEMORY_KEEP:
             return
@@ -399,7 +374,7 @@ class LLMBrain:
         memory.turns = keep
 
     @_bounded()
-    def next_run(self, ctx: ExperimentContext) -> PlannedRun | None:
+    def next_run(self, ctx: models.ExperimentContext) -> models.PlannedRun | None:
         if len(ctx.history) >= ctx.max_runs:
             return None
         chat = self._coder(ctx)
@@ -413,7 +388,7 @@ class LLMBrain:
         return ans.run.planned()
 
     @_bounded()
-    def fix_run(self, ctx: ExperimentContext, failed: RunRecord, error_tail: str) -> PlannedRun:
+    def fix_run(self, ctx: models.ExperimentContext, failed: models.RunRecord, error_tail: str) -> models.PlannedRun:
         chat = self._coder(ctx)
         error = tail(error_tail, ERROR_TAIL_CHARS)
         _, user = render("fix_run", name=failed.name, attempt=failed.fixes + 1,
@@ -424,7 +399,7 @@ class LLMBrain:
         return ans.planned()
 
     @_bounded()
-    def run_notes(self, ctx: ExperimentContext, run: RunRecord) -> str:
+    def run_notes(self, ctx: models.ExperimentContext, run: models.RunRecord) -> str:
         chat = self._coder(ctx)
         outcome = (f"ok in {run.wall_s:.0f}s after {run.fixes} fix(es)" if run.ok
                    else f"FAILED after {run.fixes} fix(es): {tail(run.error or '', 400)}")
@@ -441,7 +416,7 @@ class LLMBrain:
         return f"## {run.name}: {run.planned.description}\n{_strip_heading(text)}"
 
     @_bounded()
-    def expand(self, ctx: ExpandContext) -> Expansion | None:
+    def expand(self, ctx: models.ExpandContext) -> models.Expansion | None:
         """One child of a search node, asked in the coder's conversation (so it remembers the
         idea's earlier nodes): code edits on the node's code, having seen its results, its error
         tail and its ancestors' history (see search_brief and prompts/expand.md)."""
@@ -462,30 +437,30 @@ class LLMBrain:
         ans = chat.ask(f"expand:{ctx.kind}", user, ExpandAnswer, max_tokens=2500)
         self._remember(ctx, chat, f"Propose a {ctx.kind} child of search node n{node.id} "
                                   f"(tree of {len(tree.nodes)} nodes; its code was shown).")
-        return Expansion(plan=ans.planned(), flag=ans.flag.strip())
+        return models.Expansion(plan=ans.planned(), flag=ans.flag.strip())
 
     # ------------------------------------------------------------------ figures
 
     @_bounded()
-    def plot_plan(self, ctx: PaperContext) -> PlotPlan:
+    def plot_plan(self, ctx: models.PaperContext) -> models.PlotPlan:
         tag = ctx.idea.name
         system, user = render("plot_plan", title=ctx.idea.title, runs=_run_list(ctx))
-        plan = self.client.complete("plot_plan", system, user, PlotPlan, idea=tag, max_tokens=600)
+        plan = self.client.complete("plot_plan", system, user, models.PlotPlan, idea=tag, max_tokens=600)
         usable = {"run_0"} | {r.name for r in ctx.runs if r.ok}
         labels = {k: v for k, v in plan.labels.items() if k in usable}
         labels.setdefault("run_0", "Baseline")
-        return PlotPlan(labels=dict(sorted(labels.items(), key=lambda kv: _run_index(kv[0]))), edits=plan.edits)
+        return models.PlotPlan(labels=dict(sorted(labels.items(), key=lambda kv: _run_index(kv[0]))), edits=plan.edits)
 
     @_bounded()
-    def fix_plot(self, ctx: PaperContext, code: str, problem: str) -> list[Edit]:
+    def fix_plot(self, ctx: models.PaperContext, code: str, problem: str) -> list[models.Edit]:
         system, user = render("fix_plot", title=ctx.idea.title, runs=_run_list(ctx),
                               problem=tail(problem, ERROR_TAIL_CHARS), code=code)
         ans = self.client.complete("fix_plot", system, user, EditList, idea=ctx.idea.name, max_tokens=2500,
                                    check=_edits_match(code, "plot.py"))
-        return [Edit(path="plot.py", search=e.search, replace=e.replace) for e in ans.edits]
+        return [models.Edit(path="plot.py", search=e.search, replace=e.replace) for e in ans.edits]
 
     @_bounded()
-    def describe_figures(self, ctx: PaperContext, files: list[str]) -> list[FigureNote]:
+    def describe_figures(self, ctx: models.PaperContext, files: list[str]) -> list[models.FigureNote]:
         """The model describes every figure from the template's declarations; a declared figure
         keeps the caption written from its declaration, so that the caption always matches what
         plot.py draws."""
@@ -516,7 +491,7 @@ class LLMBrain:
         return (client or self.client).supports_images()
 
     @_bounded()
-    def critique_figures(self, ctx: PaperContext, figures: list[FigureImage]) -> list[FigureCritique]:
+    def critique_figures(self, ctx: models.PaperContext, figures: list[models.FigureImage]) -> list[models.FigureCritique]:
         if not figures or not self.sees_images():
             return []
         names = [f.name for f in figures]
@@ -540,7 +515,7 @@ class LLMBrain:
     # ------------------------------------------------------------------ writing
 
     @_bounded()
-    def write_section(self, ctx: PaperContext, section: str, written: dict[str, str]) -> str:
+    def write_section(self, ctx: models.PaperContext, section: str, written: dict[str, str]) -> str:
         tag = ctx.idea.name
         title = written.get("title") or ctx.idea.title
         must, avoid = section_guidance().get(section, ("Write this section.", ""))
@@ -564,14 +539,14 @@ class LLMBrain:
         return _strip_heading(text)
 
     @_bounded()
-    def citations(self, ctx: PaperContext, sections: dict[str, str], search: LiteratureSearch,
-                  rounds: int) -> CitedDraft:
+    def citations(self, ctx: models.PaperContext, sections: dict[str, str], search: LiteratureSearch,
+                  rounds: int) -> models.CitedDraft:
         tag = ctx.idea.name
         sections = dict(sections)
-        chosen: dict[str, Citation] = {}
-        offered: dict[str, LiteratureHit] = {}
+        chosen: dict[str, models.Citation] = {}
+        offered: dict[str, models.LiteratureHit] = {}
 
-        def listing(hits: list[LiteratureHit]) -> str:
+        def listing(hits: list[models.LiteratureHit]) -> str:
             lines = []
             for h in hits:
                 key = bibtex_key(h)
@@ -581,7 +556,7 @@ class LLMBrain:
             return "\n".join(lines) or "(nothing new)"
 
         if rounds < 1:
-            return CitedDraft(sections=sections, citations=[])
+            return models.CitedDraft(sections=sections, citations=[])
         draft = "\n\n".join(f"### {k}\n{v}" for k, v in sections.items() if k not in ("title", "brain"))
         summary = f"\nDRAFT:\n{draft}" if draft else f"\nMETHOD IN BRIEF: {ctx.idea.experiment}"
         system, user = render(
@@ -614,7 +589,7 @@ class LLMBrain:
                 break
             for c in step.choose:
                 if c.key in offered and c.key not in chosen:
-                    chosen[c.key] = Citation(key=c.key, bibtex=offered[c.key].bibtex.strip(), note=c.note)
+                    chosen[c.key] = models.Citation(key=c.key, bibtex=offered[c.key].bibtex.strip(), note=c.note)
             for p in step.place:
                 if p.key in chosen or p.key in ctx.bib_keys:
                     sections[p.section] = sections[p.section].replace(p.search, p.replace, 1)
@@ -625,10 +600,10 @@ class LLMBrain:
             user = (f"Results for {step.query!r}:\n{listing(hits)}\n\n" if step.query.strip() else "")
             user += (f"Chosen but not yet cited in the draft: {', '.join(uncited)}.\n" if uncited else "")
             user += f"Round {r + 1} of {rounds}: query, choose, " + ("place, " if draft else "") + "or set done."
-        return CitedDraft(sections=sections, citations=list(chosen.values()), rounds=used)
+        return models.CitedDraft(sections=sections, citations=list(chosen.values()), rounds=used)
 
     @_bounded()
-    def polish(self, ctx: PaperContext, sections: dict[str, str]) -> dict[str, str]:
+    def polish(self, ctx: models.PaperContext, sections: dict[str, str]) -> dict[str, str]:
         body = {k: v for k, v in sections.items() if k not in ("title", "brain")}
         system, user = render("polish", results=_results_lines(ctx), analysis=analysis_brief(ctx.analysis),
                               paper="\n\n".join(f"### {k}\n{v}" for k, v in body.items()))
@@ -652,15 +627,15 @@ class LLMBrain:
         return {**sections, **{k: _strip_heading(v) for k, v in ans.sections.items() if v.strip()}}
 
     @_bounded()
-    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[Edit]:
+    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[models.Edit]:
         where, excerpt = _tex_excerpt(tex, log_tail)
         system, user = render("fix_latex", log=tail(log_tail, ERROR_TAIL_CHARS), where=where, tex=excerpt)
         ans = self.client.complete("fix_latex", system, user, EditList, idea=idea, max_tokens=1500,
                                    check=_edits_match(tex, "paper.tex"))
-        return [Edit(path="paper.tex", search=e.search, replace=e.replace) for e in ans.edits]
+        return [models.Edit(path="paper.tex", search=e.search, replace=e.replace) for e in ans.edits]
 
     @_bounded()
-    def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
+    def fix_numbers(self, ctx: models.PaperContext, section: str, text: str, bad: list[str]) -> str:
         system, user = render("fix_numbers", section=section, bad=", ".join(bad), results=_results_lines(ctx),
                               analysis=analysis_brief(ctx.analysis), text=text)
         return _strip_heading(
@@ -683,33 +658,33 @@ class LLMBrain:
         return paper_text[:chars] + f"\n\n[... the paper is cut here: {note}]", note
 
     @_bounded("reviewer")
-    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+    def review(self, paper_text: str, figures: Sequence[models.PaperFigure] = (), *, idea: str = "") -> models.Review:
         """The figures are listed by page and caption, and shown as images when the reviewer's
         endpoint takes them."""
         listing = "\n".join(f"- page {f.page}: {f.caption or '(no caption found)'}" for f in figures)
-        shown = [FigureImage(name=f"on page {f.page}", png=f.png, caption=f.caption) for f in figures
+        shown = [models.FigureImage(name=f"on page {f.page}", png=f.png, caption=f.caption) for f in figures
                  ] if figures and self.sees_images(self.reviewer) else []
         system, _ = render("review", calibration=calibration_text(), paper="", figures="")
         paper, cut = self._fit_paper(self.reviewer, paper_text, count_tokens(system) + IMAGE_TOKENS * len(shown))
         _, user = render("review", calibration="", paper=paper, figures=listing or "(none extracted)")
         ans = self.reviewer.complete("review", system, user, ReviewAnswer, idea=idea, images=shown,
                                      max_tokens=REVIEW_ANSWER_TOKENS, temperature=REVIEW_TEMPERATURE)
-        return Review(**ans.review.model_dump(), text_cut=cut)
+        return models.Review(**ans.review.model_dump(), text_cut=cut)
 
     @_bounded("reviewer")
-    def meta_review(self, reviews: list[Review], *, idea: str = "", paper_text: str = "",
-                    reflections: int = 1) -> Review:
+    def meta_review(self, reviews: list[models.Review], *, idea: str = "", paper_text: str = "",
+                    reflections: int = 1) -> models.Review:
         listing = "\n".join(f"[{i}] {r.model_dump_json(exclude={'text_cut'})}" for i, r in enumerate(reviews, 1))
         system, _ = render("meta_review", paper="", reviews="")
         paper, cut = self._fit_paper(self.reviewer, paper_text or "(not given)",
                                      count_tokens(system) + count_tokens(listing))
         _, user = render("meta_review", paper=paper, reviews=listing)
         chat = Chat(self.reviewer, system, idea)
-        meta = chat.ask("meta_review", user, ReviewForm, max_tokens=2000)
-        means = MetaReview.of(Review(**meta.model_dump()), reviews)  # what the ensemble will decide
+        meta = chat.ask("meta_review", user, models.ReviewForm, max_tokens=2000)
+        means = models.MetaReview.of(models.Review(**meta.model_dump()), reviews)  # what the ensemble will decide
         for r in range(1, reflections + 1):
             _, prompt = render("meta_review_reflect", round=r, rounds=reflections, decision=means.decision,
-                               means=", ".join(f"{k} {getattr(means, k):g}" for k in SCORES))
+                               means=", ".join(f"{k} {getattr(means, k):g}" for k in models.SCORES))
             try:
                 ans = chat.ask("meta_review_reflect", prompt, MetaReflection, max_tokens=2200)
             except StageFailed as e:  # the meta-review written so far stands
@@ -718,10 +693,10 @@ class LLMBrain:
             meta = ans.review
             if ans.done:
                 break
-        return Review(**meta.model_dump(), text_cut=cut)
+        return models.Review(**meta.model_dump(), text_cut=cut)
 
     @_bounded()
-    def revise(self, ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:
+    def revise(self, ctx: models.PaperContext, sections: dict[str, str], review: models.Review) -> dict[str, str]:
         system, user = render(
             "revise",
             weaknesses="\n".join(f"- {w}" for w in review.weaknesses) or "(none)",
@@ -741,7 +716,7 @@ class LLMBrain:
 # ------------------------------------------------------------------ helpers
 
 
-def bibtex_key(hit: LiteratureHit) -> str | None:
+def bibtex_key(hit: models.LiteratureHit) -> str | None:
     entries = bibtex.parse(hit.bibtex) if hit.bibtex else []
     return entries[0].key if len(entries) == 1 else None
 
@@ -756,7 +731,7 @@ def _edits_match(text: str, name: str) -> Callable[[EditList], None]:
     return check
 
 
-def _section_check(ctx: PaperContext, section: str) -> Callable[[str], None]:
+def _section_check(ctx: models.PaperContext, section: str) -> Callable[[str], None]:
     figure_files = {f.file for f in ctx.figures}
     keys = set(ctx.bib_keys)
 
@@ -780,18 +755,18 @@ def _run_index(name: str) -> int:
     return int(m.group(1)) if m else 10**6
 
 
-def _next_run_number(history: list[RunRecord]) -> int:
+def _next_run_number(history: list[models.RunRecord]) -> int:
     return max([_run_index(r.name) for r in history if _run_index(r.name) < 10**6] + [0]) + 1
 
 
-def _run_list(ctx: PaperContext) -> str:
+def _run_list(ctx: models.PaperContext) -> str:
     return "\n".join(
         [f"- run_0: baseline | {results_brief(ctx.baseline)}"]
         + [f"- {r.name}: {r.planned.description} | {'ok' if r.ok else 'FAILED'}" for r in ctx.runs]
     )
 
 
-def _results_lines(ctx: PaperContext) -> str:
+def _results_lines(ctx: models.PaperContext) -> str:
     lines = [f"- run_0 (baseline): {results_brief(ctx.baseline, PAPER_DIGITS)}"]
     for r in ctx.runs:
         args = " ".join(f"{k} {v}" for k, v in r.planned.args.items())
@@ -802,7 +777,7 @@ def _results_lines(ctx: PaperContext) -> str:
     return "\n".join(lines)
 
 
-def _section_context(ctx: PaperContext, section: str) -> str:
+def _section_context(ctx: models.PaperContext, section: str) -> str:
     """What this section needs besides the sections already written: numbers for the sections
     that report them, literature for related work, figures where they are shown."""
     blocks: list[str] = []

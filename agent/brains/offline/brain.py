@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from agent import models
 from agent.brains.base import BrainInfo
 from agent.brains.llm.summaries import notebook_facts
 from agent.brains.offline import explore
@@ -28,27 +29,6 @@ from agent.brains.offline import reviewer as offline_reviewer
 from agent.brains.offline import writer as offline_writer
 from agent.brains.offline.writer import lower_first, plural
 from agent.literature import LiteratureSearch
-from agent.models import (
-    Citation,
-    CitedDraft,
-    Edit,
-    ExpandContext,
-    Expansion,
-    ExperimentContext,
-    FigureCritique,
-    FigureImage,
-    FigureNote,
-    Idea,
-    IdeationContext,
-    LiteratureHit,
-    NoveltyDecision,
-    PaperContext,
-    PaperFigure,
-    PlannedRun,
-    PlotPlan,
-    Review,
-    RunRecord,
-)
 from agent.numbers import fmt_value
 from agent.paper import bibtex
 from agent.template.contract import Knob, Template
@@ -110,7 +90,7 @@ def sweep(knobs: list[Knob], max_runs: int) -> list[dict[str, Any]]:
     return grid[:max_runs]
 
 
-def plan_for(ctx_code: str, template: Template, settings: dict[str, Any], description: str) -> PlannedRun:
+def plan_for(ctx_code: str, template: Template, settings: dict[str, Any], description: str) -> models.PlannedRun:
     """Flags for flag knobs; one edit per constant knob (even when unchanged, so the plan
     says every value it relies on: edits persist in the workdir across runs)."""
     args, edits = {}, []
@@ -120,10 +100,10 @@ def plan_for(ctx_code: str, template: Template, settings: dict[str, Any], descri
             args[knob.flag] = flag_text(knob, value)
         else:
             edits.append(constant_edit(ctx_code, knob, value))
-    return PlannedRun(description=description, args=args, edits=edits, knobs=settings)
+    return models.PlannedRun(description=description, args=args, edits=edits, knobs=settings)
 
 
-def idea_knobs(template: Template, idea: Idea) -> list[Knob]:
+def idea_knobs(template: Template, idea: models.Idea) -> list[Knob]:
     """The template knobs an idea varies; for an idea that lists none (e.g. one written by an
     LLM), the knobs its text names, at most two."""
     names = {k.name for k in template.knobs}
@@ -139,7 +119,7 @@ def idea_knobs(template: Template, idea: Idea) -> list[Knob]:
 # ---------------------------------------------------------------- ideation
 
 
-def _archive_stats(ctx: IdeationContext) -> tuple[set[frozenset[str]], dict[str, int], dict[str, list[float]]]:
+def _archive_stats(ctx: models.IdeationContext) -> tuple[set[frozenset[str]], dict[str, int], dict[str, list[float]]]:
     """Knob sets already tested for this template, how often each knob was, and their scores."""
     tested: set[frozenset[str]] = set()
     count: dict[str, int] = {}
@@ -262,16 +242,16 @@ def _experiment(template: Template, knobs: list[Knob]) -> str:
 
 
 def _make_idea(rng: random.Random, template: Template, knobs: list[Knob], interest: int, novelty: int,
-               feasibility: int) -> Idea:
+               feasibility: int) -> models.Idea:
     name = "_x_".join(_slug(k.name) for k in knobs) + ("_sweep" if len(knobs) == 1 else "")
-    return Idea(
+    return models.Idea(
         name=name[:48].strip("_"), title=_title(rng, template, knobs), hypothesis=_hypothesis(rng, template, knobs),
         experiment=_experiment(template, knobs), interestingness=interest, feasibility=feasibility,
         novelty=novelty, knobs=[k.name for k in knobs],
     )
 
 
-def _candidates(ctx: IdeationContext, rng: random.Random) -> list[Idea]:
+def _candidates(ctx: models.IdeationContext, rng: random.Random) -> list[models.Idea]:
     tested, count, scores = _archive_stats(ctx)
     knobs = ctx.template.knobs
     sets = [[k] for k in knobs] + [list(p) for p in itertools.combinations(knobs, 2)]
@@ -280,17 +260,17 @@ def _candidates(ctx: IdeationContext, rng: random.Random) -> list[Idea]:
                        _feasibility(ctx.template, ks)) for ks in sets]
 
 
-def _merit(idea: Idea) -> int:
+def _merit(idea: models.Idea) -> int:
     """The ranking score: novelty counts double, since avoiding repeats is the point."""
     return idea.interestingness + 2 * idea.novelty + idea.feasibility
 
 
-def _rank(ideas: list[Idea], rng: random.Random) -> list[Idea]:
+def _rank(ideas: list[models.Idea], rng: random.Random) -> list[models.Idea]:
     jitter = {i.name: rng.random() for i in ideas}  # seeded tie-breaks vary nights and seeds
     return sorted(ideas, key=lambda i: -(_merit(i) + jitter[i.name]))
 
 
-def _unique_names(ideas: list[Idea], taken: set[str]) -> list[Idea]:
+def _unique_names(ideas: list[models.Idea], taken: set[str]) -> list[models.Idea]:
     """Valid snake_case names, unique tonight and against the archive (`_v2`, `_v3`, ...)."""
     out, names = [], set(taken)
     for idea in ideas:
@@ -304,7 +284,7 @@ def _unique_names(ideas: list[Idea], taken: set[str]) -> list[Idea]:
     return out
 
 
-def _reflect(ideas: list[Idea], taken: set[str]) -> list[Idea]:
+def _reflect(ideas: list[models.Idea], taken: set[str]) -> list[models.Idea]:
     """One reflection round: drop repeats of a knob set, make names valid and unique, and
     push infeasible sweeps (too long for the smoke timeout) behind the feasible ones."""
     seen: set[frozenset[str]] = set()
@@ -312,7 +292,7 @@ def _reflect(ideas: list[Idea], taken: set[str]) -> list[Idea]:
     return sorted(_unique_names(kept, taken), key=lambda i: i.feasibility < 4)  # stable sort
 
 
-def _seeded(ctx: IdeationContext, tested: set[frozenset[str]]) -> list[Idea]:
+def _seeded(ctx: models.IdeationContext, tested: set[frozenset[str]]) -> list[models.Idea]:
     """The template author's seed ideas that the archive has not tested yet, restricted to
     declared knobs (at most two, as the sweep plans them); they come before any idea of ours."""
     known = {k.name for k in ctx.template.knobs}
@@ -325,7 +305,7 @@ def _seeded(ctx: IdeationContext, tested: set[frozenset[str]]) -> list[Idea]:
     return out
 
 
-def _continuations(ctx: IdeationContext, rng: random.Random) -> list[Idea]:
+def _continuations(ctx: models.IdeationContext, rng: random.Random) -> list[models.Idea]:
     """One continuation per paper the researcher marked follow-up: from that paper's code, its
     knob studied together with the knob the archive knows least (two knobs at most, as the
     sweep plans them), or, for a two-knob paper, the same pair again at this night's scale."""
@@ -351,7 +331,7 @@ def _continuations(ctx: IdeationContext, rng: random.Random) -> list[Idea]:
     return out
 
 
-def _pick(ranked: list[Idea], n: int, chosen: list[Idea] | None = None) -> list[Idea]:
+def _pick(ranked: list[models.Idea], n: int, chosen: list[models.Idea] | None = None) -> list[models.Idea]:
     """Greedy choice of up to `n` ideas after those already `chosen`: untested knob sets only,
     each knob already picked tonight costing 2 points of merit so that one night covers more of
     the space."""
@@ -372,21 +352,21 @@ def _pick(ranked: list[Idea], n: int, chosen: list[Idea] | None = None) -> list[
     return chosen
 
 
-def judge_novelty(idea: Idea, hits: list[LiteratureHit]) -> NoveltyDecision:
+def judge_novelty(idea: models.Idea, hits: list[models.LiteratureHit]) -> models.NoveltyDecision:
     """Not novel when an archived paper varied exactly this knob set; else novel, naming the
     closest hit."""
     queries = [idea.title, " ".join(k.replace("_", " ") for k in idea.knobs)]
     mine = set(idea.knobs)
     for hit in hits:
         if hit.source == "archive" and mine and set(hit.knobs) == mine:
-            return NoveltyDecision(novel=False, queries=queries, papers=[hit],
+            return models.NoveltyDecision(novel=False, queries=queries, papers=[hit],
                                    reason=f"the archive already holds '{hit.title}', which varied the same "
                                           f"knob set ({', '.join(sorted(mine))}).")
     close = [h for h in hits if h.score >= 0.8]
     why = (f"no archived paper varied exactly {', '.join(sorted(mine)) or 'these knobs'}"
            + (f"; the closest hit, '{close[0].title}' ({close[0].source}), differs in what it varied"
               if close else "") + ".")
-    return NoveltyDecision(novel=True, reason=why[0].upper() + why[1:], queries=queries, papers=close[:1])
+    return models.NoveltyDecision(novel=True, reason=why[0].upper() + why[1:], queries=queries, papers=close[:1])
 
 
 # ---------------------------------------------------------------- the brain
@@ -404,7 +384,7 @@ class OfflineBrain:
 
     # -- ideas
 
-    def ideas(self, ctx: IdeationContext) -> list[Idea]:
+    def ideas(self, ctx: models.IdeationContext) -> list[models.Idea]:
         archive_key = sorted((a.template, a.name, tuple(a.knobs), str(a.score)) for a in ctx.archive)
         rng = self._rng("ideas", ctx.template.name, archive_key)
         taken = {a.name for a in ctx.archive if a.template == ctx.template.name}
@@ -415,22 +395,22 @@ class OfflineBrain:
             ideas = _reflect(ideas, taken | {i.name for i in first})
         return _unique_names(_pick(ideas, ctx.num_ideas, chosen=first), taken)
 
-    def novelty(self, idea: Idea, search: LiteratureSearch, rounds: int) -> NoveltyDecision:
+    def novelty(self, idea: models.Idea, search: LiteratureSearch, rounds: int) -> models.NoveltyDecision:
         """Judged from the fixed queries' evidence: it writes no queries of its own."""
         return judge_novelty(idea, search.gather().hits)
 
     # -- experiments
 
-    def _plan(self, ctx: ExperimentContext) -> list[dict[str, Any]]:
+    def _plan(self, ctx: models.ExperimentContext) -> list[dict[str, Any]]:
         return sweep(idea_knobs(ctx.template, ctx.idea), ctx.max_runs)
 
-    def _code(self, ctx: ExperimentContext) -> str:
+    def _code(self, ctx: models.ExperimentContext) -> str:
         if ctx.code:
             return ctx.code
         path = ctx.template.path / "experiment.py"
         return path.read_text() if path.is_file() else ""
 
-    def next_run(self, ctx: ExperimentContext) -> PlannedRun | None:
+    def next_run(self, ctx: models.ExperimentContext) -> models.PlannedRun | None:
         if len(ctx.history) >= ctx.max_runs:
             return None
         done = [run_settings(ctx.template, r.planned) for r in ctx.history]
@@ -443,7 +423,7 @@ class OfflineBrain:
             return plan_for(self._code(ctx), ctx.template, settings, desc)
         return None
 
-    def fix_run(self, ctx: ExperimentContext, failed: RunRecord, error_tail: str) -> PlannedRun:
+    def fix_run(self, ctx: models.ExperimentContext, failed: models.RunRecord, error_tail: str) -> models.PlannedRun:
         """A refused edit is re-derived from the current code. A crash or timeout has no fix
         within the knob's declared values, so the same plan is retried (the pipeline bounds
         the attempts) rather than pretending to repair it."""
@@ -454,17 +434,17 @@ class OfflineBrain:
                 return plan_for(self._code(ctx), ctx.template, settings, failed.planned.description)
         return failed.planned
 
-    def run_notes(self, ctx: ExperimentContext, run: RunRecord) -> str:
+    def run_notes(self, ctx: models.ExperimentContext, run: models.RunRecord) -> str:
         """The facts of the run; the analysis comes after all runs."""
         return notebook_facts(run)
 
-    def expand(self, ctx: ExpandContext) -> Expansion | None:
+    def expand(self, ctx: models.ExpandContext) -> models.Expansion | None:
         """A real move in the declared knob space (see agent.brains.offline.explore)."""
         return explore.expand(ctx, idea_knobs(ctx.template, ctx.idea))
 
     # -- figures
 
-    def plot_plan(self, ctx: PaperContext) -> PlotPlan:
+    def plot_plan(self, ctx: models.PaperContext) -> models.PlotPlan:
         knobs = idea_knobs(ctx.template, ctx.idea)
         defaults = settings_label({k.name: k.default for k in knobs})
         labels = {"run_0": f"Baseline ({defaults})" if defaults else "Baseline"}
@@ -472,54 +452,54 @@ class OfflineBrain:
             if r.ok:
                 label = settings_label(run_settings(ctx.template, r.planned)) or r.name
                 labels[r.name] = label if label not in labels.values() else f"{label} ({r.name})"
-        return PlotPlan(labels=labels)
+        return models.PlotPlan(labels=labels)
 
-    def fix_plot(self, ctx: PaperContext, code: str, problem: str) -> list[Edit]:
+    def fix_plot(self, ctx: models.PaperContext, code: str, problem: str) -> list[models.Edit]:
         return []  # it never edits plot.py, so the template's own plot.py is what failed
 
-    def describe_figures(self, ctx: PaperContext, files: list[str]) -> list[FigureNote]:
+    def describe_figures(self, ctx: models.PaperContext, files: list[str]) -> list[models.FigureNote]:
         return offline_writer.describe_figures(ctx, files)
 
-    def critique_figures(self, ctx: PaperContext, figures: list[FigureImage]) -> list[FigureCritique]:
+    def critique_figures(self, ctx: models.PaperContext, figures: list[models.FigureImage]) -> list[models.FigureCritique]:
         return []  # it cannot see images
 
     # -- writing
 
-    def write_section(self, ctx: PaperContext, section: str, written: dict[str, str]) -> str:
+    def write_section(self, ctx: models.PaperContext, section: str, written: dict[str, str]) -> str:
         return offline_writer.write_section(ctx, section, self._rng("write", ctx.idea.name, section))
 
-    def citations(self, ctx: PaperContext, sections: dict[str, str], search: LiteratureSearch,
-                  rounds: int) -> CitedDraft:
+    def citations(self, ctx: models.PaperContext, sections: dict[str, str], search: LiteratureSearch,
+                  rounds: int) -> models.CitedDraft:
         """Before writing: every literature hit found so far (the writer cites each key it is
         given); over a draft: nothing more, since it writes no queries."""
         if sections:
-            return CitedDraft(sections=sections, citations=[])
+            return models.CitedDraft(sections=sections, citations=[])
         out, seen = [], set(ctx.bib_keys)
         for hit in ctx.literature:
             entry = next(iter(bibtex.parse(hit.bibtex)), None)
             if entry and entry.key not in seen:
                 seen.add(entry.key)
-                out.append(Citation(key=entry.key, bibtex=hit.bibtex.strip(), note=hit.title))
-        return CitedDraft(sections={}, citations=out)
+                out.append(models.Citation(key=entry.key, bibtex=hit.bibtex.strip(), note=hit.title))
+        return models.CitedDraft(sections={}, citations=out)
 
-    def polish(self, ctx: PaperContext, sections: dict[str, str]) -> dict[str, str]:
+    def polish(self, ctx: models.PaperContext, sections: dict[str, str]) -> dict[str, str]:
         return sections  # its sections are written from one plan: nothing to reconcile
 
-    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[Edit]:
+    def fix_latex(self, tex: str, log_tail: str, *, idea: str = "") -> list[models.Edit]:
         return offline_writer.fix_latex(tex, log_tail)
 
-    def fix_numbers(self, ctx: PaperContext, section: str, text: str, bad: list[str]) -> str:
+    def fix_numbers(self, ctx: models.PaperContext, section: str, text: str, bad: list[str]) -> str:
         fresh = self.write_section(ctx, section, {})
         return offline_writer.drop_numbers(fresh, bad)
 
     # -- review
 
-    def review(self, paper_text: str, figures: Sequence[PaperFigure] = (), *, idea: str = "") -> Review:
+    def review(self, paper_text: str, figures: Sequence[models.PaperFigure] = (), *, idea: str = "") -> models.Review:
         return offline_reviewer.review(paper_text)  # the rubric reads the text; captions are in it
 
-    def meta_review(self, reviews: list[Review], *, idea: str = "", paper_text: str = "",
-                    reflections: int = 1) -> Review:
+    def meta_review(self, reviews: list[models.Review], *, idea: str = "", paper_text: str = "",
+                    reflections: int = 1) -> models.Review:
         return offline_reviewer.meta_review(reviews)
 
-    def revise(self, ctx: PaperContext, sections: dict[str, str], review: Review) -> dict[str, str]:
+    def revise(self, ctx: models.PaperContext, sections: dict[str, str], review: models.Review) -> dict[str, str]:
         return offline_writer.revise(ctx, sections, review)
