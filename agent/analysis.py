@@ -213,10 +213,13 @@ class Best(BaseModel):
 
 class MetricInfo(BaseModel):
     name: str
-    direction: Direction
+    direction: Direction = Field(description="as judged: `none` when it is reported only (see `unjudged`)")
     primary: bool
     description: str = ""
     unit: str = ""
+    unjudged: Literal["", "no_direction", "shared_machine"] = Field(
+        default="", description="why it is reported and not judged: it has no better direction, or it is a "
+        "wall-clock time and a run it compares shared the machine with other runs")
 
 
 class Setup(BaseModel):
@@ -273,7 +276,20 @@ def _samples(block: dict, metric: str) -> list[float] | None:
     return [float(mean)] if isinstance(mean, int | float) else None
 
 
-def _setup(template: Template, scale: str | None, seeds: list[int] | None = None) -> Setup:
+def _metric_infos(template: Template, shared: bool) -> list[MetricInfo]:
+    out = []
+    for m in template.metrics:
+        info = MetricInfo(**m.model_dump(exclude={"wall_clock"}))
+        if m.direction == "none":
+            info.unjudged = "no_direction"
+        elif m.wall_clock and shared:
+            info.direction, info.unjudged = "none", "shared_machine"
+        out.append(info)
+    return out
+
+
+def _setup(template: Template, scale: str | None, metrics: list[MetricInfo],
+           seeds: list[int] | None = None) -> Setup:
     profile = template.scale.get(scale) if scale else None
     texts = [template.title, template.description, profile.description if profile else ""]
     texts += [m.description for m in template.metrics] + [k.description for k in template.knobs]
@@ -283,7 +299,7 @@ def _setup(template: Template, scale: str | None, seeds: list[int] | None = None
         timeout_s=profile.timeout_s if profile else None,
         seeds=seeds or (template.seeds_for(scale) if scale else []),
         datasets=template.datasets_for(scale) if scale else template.datasets,
-        metrics=[MetricInfo(**m.model_dump()) for m in template.metrics],
+        metrics=metrics,
         quoted_numbers=sorted({x for t in texts for x in numbers_in(t)}),
     )
 
@@ -328,10 +344,13 @@ def _verdict(a: Analysis) -> Literal["effect", "null", "mixed", "inconclusive"]:
 
 
 def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: str | None = None,
-            alpha: float = ALPHA, seeds: list[int] | None = None) -> Analysis:
+            alpha: float = ALPHA, seeds: list[int] | None = None, baseline_shared: bool = False) -> Analysis:
     """Compare every ok run with the baseline on every dataset and metric (run on `seeds`, by
     default the scale's: a tree search's confirmation runs on fresh ones), then correct each
-    metric's family of comparisons (Holm) before any verdict is drawn."""
+    metric's family of comparisons (Holm) before any verdict is drawn. A wall-clock metric is
+    only reported when the baseline (`baseline_shared`) or any run shared the machine."""
+    metrics = _metric_infos(template, baseline_shared or any(r.ok and r.shared for r in runs))
+    judged_as = {m.name: m.direction for m in metrics}
     datasets = [d for d in template.datasets if d in baseline] or list(baseline)
     base_samples = {ds: {m.name: s for m in template.metrics if (s := _samples(baseline[ds], m.name))}
                     for ds in datasets}
@@ -351,7 +370,7 @@ def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: st
                 s = _samples(block, m.name)
                 if s and m.name in base_samples[ds]:
                     ra.datasets.setdefault(ds, {})[m.name] = compare(
-                        s, base_samples[ds][m.name], m.direction, m.name, alpha)
+                        s, base_samples[ds][m.name], judged_as[m.name], m.name, alpha)
         analysed.append(ra)
     for m in template.metrics:
         correct([c for r in analysed for by_m in r.datasets.values() if (c := by_m.get(m.name))], alpha)
@@ -361,7 +380,7 @@ def analyze(template: Template, baseline: dict, runs: list[RunRecord], scale: st
     a = Analysis(
         alpha=alpha, primary_metric=template.primary.name, direction=template.primary.direction,
         n_seeds=n_seeds, n_runs=len(runs), n_ok=sum(r.ok for r in analysed), n_datasets=len(datasets),
-        setup=_setup(template, scale, seeds), knobs=knobs, baseline_label=baseline_label, baseline=base,
+        setup=_setup(template, scale, metrics, seeds), knobs=knobs, baseline_label=baseline_label, baseline=base,
         runs=analysed, best=_best(template, base, analysed, baseline_label), verdict="null", findings=[],
     )
     a.verdict = _verdict(a)
@@ -466,7 +485,7 @@ def _secondary_findings(a: Analysis) -> list[str]:
         comps = a.comparisons(m.name)
         if m.direction == "none":
             if comps:
-                out.append(f"{m.name} has no better direction: it is reported in {len(comps)} comparisons "
+                out.append(f"{m.name} {unjudged_why(m)}: it is reported in {len(comps)} comparisons "
                            "and never judged.")
             continue
         sig = [x for x in comps if x[2].judged]
@@ -475,6 +494,18 @@ def _secondary_findings(a: Analysis) -> list[str]:
             out.append(f"{m.name} changed significantly in {len(sig)} of {len(comps)} comparisons after Holm "
                        f"correction; the largest change, {r.label} on {ds}, was {c.verdict}: {describe(c)}.")
     return out
+
+
+_UNJUDGED_WHY = {  # (one metric, several)
+    "no_direction": ("has no better direction", "have no better direction"),
+    "shared_machine": ("is a wall-clock time measured while other runs shared the machine",
+                       "are wall-clock times measured while other runs shared the machine"),
+}
+
+
+def unjudged_why(m: MetricInfo, several: bool = False) -> str:
+    """Why a metric with direction `none` is reported and never judged, as a predicate."""
+    return _UNJUDGED_WHY[m.unjudged or "no_direction"][several]
 
 
 def failure_kind(error: str | None) -> str:

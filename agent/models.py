@@ -226,6 +226,8 @@ class RunRecord(BaseModel):
     error: str | None = None
     fixes: int = 0
     wall_s: float = 0.0
+    shared: bool = Field(default=False, description="other sandboxed runs shared the machine during it, so "
+                         "its wall-clock metrics are not compared")
 
 
 class Turn(BaseModel):
@@ -288,6 +290,7 @@ class SearchNode(BaseModel):
     bug: str = Field(default="", description="Why it is buggy: crashed, bad results, refused edit, brain's flag")
     error_tail: str = ""
     wall_s: float = 0.0
+    shared: bool = Field(default=False, description="Other sandboxed runs shared the machine during it")
     started: float | None = None
     finished: float | None = None
     debug_depth: int = Field(default=0, description="Debug nodes on the path up to and including this one")

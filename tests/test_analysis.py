@@ -227,6 +227,30 @@ def test_a_metric_without_direction_is_reported_never_judged(tmp_path):
         Template.model_validate({**tpl.model_dump(), "metrics": [{"name": "loss", "direction": "none", "primary": True}]})
 
 
+def test_a_wall_clock_time_is_judged_only_when_no_run_shared_the_machine(tmp_path):
+    tpl = _template(tmp_path).model_copy(update={"metrics": [
+        Metric(name="loss", direction="minimize", primary=True),
+        Metric(name="acc", direction="maximize", wall_clock=True)]})
+    runs = _runs({"a": [1.30, 1.31, 1.29], "b": [2.40, 2.42, 2.38]}, {"a": [1.31, 1.30, 1.28], "b": BASE["b"]})
+    for run in runs:  # the "time" moves far beyond its seed-to-seed noise
+        for block in run.results.values():
+            block["per_seed"]["acc"] = [9.0, 9.1, 9.2]
+    alone = analyze(tpl, _info(BASE), runs, scale="smoke")
+    assert alone.runs[0].datasets["a"]["acc"].verdict == "better"
+    assert [m.unjudged for m in alone.setup.metrics] == ["", ""]
+
+    for shared_run, shared_base in ((True, False), (False, True)):
+        recs = [r.model_copy(update={"shared": shared_run and i == 0}) for i, r in enumerate(runs)]
+        a = analyze(tpl, _info(BASE), recs, scale="smoke", baseline_shared=shared_base)
+        acc = a.runs[1].datasets["a"]["acc"]
+        assert acc.verdict == "not_judged" and acc.p_value is not None and acc.p_value < 0.05
+        assert a.runs[0].datasets["a"]["loss"].verdict == "worse"  # the other metrics are judged as before
+        assert [(m.direction, m.unjudged) for m in a.setup.metrics] == [("minimize", ""), ("none", "shared_machine")]
+        assert any("acc is a wall-clock time measured while other runs shared the machine" in f for f in a.findings)
+    failed = [runs[0], _run("run_9", runs[0].planned, None).model_copy(update={"shared": True})]
+    assert analyze(tpl, _info(BASE), failed, scale="smoke").runs[0].datasets["a"]["acc"].verdict == "better"
+
+
 def test_zero_variance_differences_are_not_counted(tmp_path):
     tpl = _template(tmp_path)
     flat = {"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}

@@ -448,6 +448,23 @@ def test_sections_compile_and_every_number_is_in_the_analysis(toy, tmp_path):
     assert "undefined" not in log.lower()
 
 
+def test_a_time_measured_beside_other_runs_is_reported_as_such(toy, tmp_path):
+    """A wall-clock metric whose runs shared the machine: the paper says why it is not judged,
+    in the method, the secondary table and the findings, and never calls it better or worse."""
+    timed = toy.model_copy(update={"metrics": [
+        m.model_copy(update={"wall_clock": m.name == "accuracy"}) for m in toy.metrics]})
+    brain, ctx, _ = toy_study(timed, tmp_path, ["learning_rate"])
+    ctx.runs = [r.model_copy(update={"shared": True}) for r in ctx.runs]
+    ctx.analysis = analyze(timed, ctx.baseline, ctx.runs, scale="smoke").model_dump()
+    tex = paper(timed, {p: brain.write_section(ctx, p, {}) for p in PARTS})
+    assert ("\\texttt{accuracy} is a wall-clock time measured while other runs shared the machine, so it is "
+            "reported and never judged") in tex
+    assert "\\texttt{accuracy}&not judged&" in tex
+    assert "or a wall-clock time measured while other runs shared the machine, is reported, not judged" in tex
+    by_metric = [c.verdict for _, _, c in Analysis.model_validate(ctx.analysis).comparisons("accuracy")]
+    assert by_metric and set(by_metric) == {"not_judged"}
+
+
 def test_paper_passes_the_pipeline_faithfulness_check(toy, tmp_path):
     """The pipeline's own checker (agent.faithfulness) accepts every number the writer prints,
     given only the analysis, for an effect, a null and a two-knob study."""

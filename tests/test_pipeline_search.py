@@ -202,6 +202,7 @@ def test_parallel_expansion_on_a_local_ray_cluster(tmp_path: Path) -> None:
         if a.id < b.id and a.started < b.finished and b.started < a.finished
     ]
     assert overlapping, "two nodes were expanded at once"
+    assert all(n.shared for n in ran), "a run on a Ray cluster counts as having shared the machine"
     assert len(archived(tmp_path, env)) == 1
 
 

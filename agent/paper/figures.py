@@ -9,7 +9,7 @@ it can say what it shows.
 
 from __future__ import annotations
 
-from agent.analysis import Analysis
+from agent.analysis import Analysis, unjudged_why
 from agent.models import FigureNote
 from agent.template.contract import Figure, Metric, Template
 
@@ -59,8 +59,9 @@ def metric_finding(fig: Figure, template: Template, a: Analysis) -> str:
         return ""
     m = template.metric(fig.metric)
     comps = [c for _, _, c in a.comparisons(m.name)]
-    if m.direction == "none":
-        return f"{m.name} has no better direction, so its differences are reported and not judged"
+    judged = next((info for info in a.setup.metrics if info.name == m.name), None)
+    if judged is not None and judged.direction == "none":
+        return f"{m.name} {unjudged_why(judged)}, so its differences are reported and not judged"
     if not comps:
         return ""
     better = sum(c.verdict == "better" for c in comps)

@@ -463,7 +463,7 @@ class Search:
 
     def _record(self, node: SearchNode, got: RunOutcome, finished: float) -> None:
         t = self.tree
-        node.status, node.finished, node.wall_s = "done", finished, got.wall_s
+        node.status, node.finished, node.wall_s, node.shared = "done", finished, got.wall_s, got.shared
         if got.ok and got.results is not None:
             node.results = got.results
             node.metric = primary_mean(got.results, t.metric)
@@ -503,6 +503,7 @@ class Search:
             results=node.results,
             error=node.bug if node.buggy else None,
             wall_s=node.wall_s,
+            shared=node.shared,
         )
         ctx = ExperimentContext(
             idea=self.idea, template=self.deps.template, scale=self.deps.settings.scale,
@@ -571,6 +572,7 @@ def adopt(deps: Deps, wd: IdeaWorkdir, tree: SearchTree) -> list[RunRecord]:
             results=confirm.results,
             error=confirm.error_tail or None,
             wall_s=confirm.wall_s,
+            shared=confirm.shared,
         )
     ]
     wd.save_runs(runs)

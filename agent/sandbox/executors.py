@@ -294,6 +294,7 @@ class RayExecutor:
         if self.audit_log is not None:
             sandbox.audit(self.audit_log, log_name, cmd, result)
         return result.model_copy(update={
+            "shared": True,  # other tasks may share the node, and nodes differ: its times are not comparable
             "stdout_path": result.stdout_path.replace(remote_dir, str(workdir.resolve()), 1),
             "stderr_path": result.stderr_path.replace(remote_dir, str(workdir.resolve()), 1),
         })

@@ -56,6 +56,9 @@ class SandboxResult(BaseModel):
                            "metadata, a tree past its caps); a run with one has failed.")
     cleaned: str = Field("", description="What the post-run scan removed or repaired (links, special files, "
                          "setuid bits).")
+    shared: bool = Field(False, description="Another sandboxed command ran during this one (on this machine "
+                         "from this process, or anywhere on a Ray cluster), so its wall-clock times measure "
+                         "the load as well as the code.")
 
     @property
     def ok(self) -> bool:

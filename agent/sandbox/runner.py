@@ -37,8 +37,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import IO
@@ -97,6 +98,30 @@ def _rlimits(limits: Limits, *, address_limit: bool, nproc: bool) -> dict[str, t
     if nproc:
         out["RLIMIT_NPROC"] = (limits.max_procs + 1,) * 2  # +1: bubblewrap's init counts too
     return out
+
+
+class _Overlap:
+    shared = False
+
+
+_running: set[_Overlap] = set()
+_running_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _tracked() -> Iterator[_Overlap]:
+    """Marks this command, and every one running beside it in this process (other ideas with
+    --parallel, other nodes with --parallel-runs, a paper's LaTeX), as having shared the machine."""
+    me = _Overlap()
+    with _running_lock:
+        for other in _running:
+            other.shared = me.shared = True
+        _running.add(me)
+    try:
+        yield me
+    finally:
+        with _running_lock:
+            _running.discard(me)
 
 
 def _launcher_argv(cmd: Sequence[str], rlimits: dict[str, tuple[int, int]], *, reap: bool) -> list[str]:
@@ -263,9 +288,11 @@ def run(
             argv = ["/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', str(cgroup.procs_file), *argv]
         full_env = sandbox_env(env, home=home, sandboxed=not unsafe, address_limit=address_limit)
         out, err = (stack.enter_context(open(p, "w+b")) for p in paths)  # w+: tails are read back via the fd
-        result = _supervise(
-            argv, workdir, full_env, list(fds.values()), out, err, paths, limits, cgroup, unsafe
-        )
+        with _tracked() as overlap:
+            result = _supervise(
+                argv, workdir, full_env, list(fds.values()), out, err, paths, limits, cgroup, unsafe
+            )
+        result.shared = overlap.shared
     result = _after(result, workdir)
     if audit_log is not None:
         audit(audit_log, log_name, cmd, result)

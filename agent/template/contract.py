@@ -58,6 +58,9 @@ class Metric(BaseModel):
     description: str = ""
     unit: str = ""
     """Printed with the metric in papers (setup section, table and figure captions): `nats`, `s`."""
+    wall_clock: bool = False
+    """A wall-clock time. It is judged only when no run it compares shared the machine with another
+    (`--parallel`, `--parallel-runs`, Ray); otherwise it measures the load too, and is reported only."""
 
 
 class Figure(BaseModel):

@@ -44,6 +44,8 @@ class RunOutcome(NamedTuple):
     results: dict[str, Any] | None
     error: str | None
     wall_s: float
+    shared: bool = False
+    """Other sandboxed runs shared the machine during it (see `SandboxResult.shared`)."""
 
 
 def run_experiment(executor: Executor, template: Template, scale: str, folder: Path, out: str,
@@ -60,16 +62,16 @@ def run_experiment(executor: Executor, template: Template, scale: str, folder: P
     if not result.ok:
         why = ("unsafe output" if result.violation else
                f"killed for {result.killed_for}" if result.killed_for else f"exit code {result.exit_code}")
-        return RunOutcome(False, None, f"{why}\n{result.error_tail(30)}", wall)
+        return RunOutcome(False, None, f"{why}\n{result.error_tail(30)}", wall, result.shared)
     where = f"{out}/final_info.json"
     try:
         info = check_final_info(files.read_json(folder, where), template, scale, where,
                                 n_seeds=len(seeds) if seeds else None)
     except FileNotFoundError:
-        return RunOutcome(False, None, f"bad results: the run wrote no {where}", wall)
+        return RunOutcome(False, None, f"bad results: the run wrote no {where}", wall, result.shared)
     except (OSError, files.UnsafeFile, TemplateError) as e:
-        return RunOutcome(False, None, f"bad results: {e}", wall)
-    return RunOutcome(True, info, None, wall)
+        return RunOutcome(False, None, f"bad results: {e}", wall, result.shared)
+    return RunOutcome(True, info, None, wall, result.shared)
 
 
 def load_info(run_dir: Path) -> dict[str, Any]:

@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,24 @@ def test_output_goes_to_log_files_and_tails(tmp_path: Path):
         '  File "<string>", line 3, in <module>',
         "ValueError: the bug",
     ]
+
+
+def test_runs_that_overlap_are_marked_as_having_shared_the_machine(tmp_path: Path):
+    long_dir, short_dir = tmp_path / "long", tmp_path / "short"
+    long_dir.mkdir(), short_dir.mkdir()
+    waits = ("import os, time\nprint('started', flush=True)\nt = time.time()\n"
+             "while not os.path.exists('go') and time.time() - t < 20: time.sleep(0.05)")
+    with ThreadPoolExecutor(1) as pool:
+        long_run = pool.submit(sandbox.run, py(waits), long_dir, log_name="long")
+        log = long_dir / "long.stdout.log"
+        while "started" not in (log.read_text() if log.exists() else "") and not long_run.done():
+            time.sleep(0.05)
+        beside = sandbox.run(py("print(1)"), short_dir)
+        (long_dir / "go").write_text("")  # only now may the long run end
+        first = long_run.result()
+    assert first.ok and beside.ok and first.shared and beside.shared
+    alone = sandbox.run(py("print(1)"), short_dir)
+    assert alone.ok and not alone.shared
 
 
 def test_missing_bwrap_raises_tool_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

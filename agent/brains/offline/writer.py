@@ -27,6 +27,7 @@ from agent.analysis import (
     headline,
     paper_analysis,
     strongest,
+    unjudged_why,
 )
 from agent.brains.offline.task_text import TaskText, task_text
 from agent.models import Edit, FigureNote, PaperContext, Review
@@ -321,7 +322,13 @@ def _method(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
               if len(a.knobs) <= 1 else
               "The runs form a small grid: each knob alone, then both together, so that an interaction "
               "shows up as a joint effect that differs from the two single effects.")
-    unjudged = [_tt(m.name) for m in a.setup.metrics if m.direction == "none"]
+    unjudged = []  # one sentence per reason a metric is reported and never judged
+    for why in ("no_direction", "shared_machine"):
+        ms = [m for m in a.setup.metrics if m.direction == "none" and (m.unjudged or "no_direction") == why]
+        if ms:
+            many = len(ms) > 1
+            unjudged.append(f"{_listing([_tt(m.name) for m in ms])} {unjudged_why(ms[0], many)}, so "
+                            f"{'they are' if many else 'it is'} reported and never judged. ")
     stats = (
         f"For every run, dataset and metric we average the per-seed values and report the mean, its "
         f"standard error and a {a.ci_level}\\% confidence interval from the $t$ distribution. Each run is "
@@ -334,8 +341,7 @@ def _method(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
         f"its adjusted $p$-value is below $\\alpha = {_alpha(a)}$, and the direction of ``better'' follows the metric "
         f"({_metric(a, a.primary_metric)}: {_better_word(a)}). A comparison whose two groups have zero variance "
         f"admits no test: it is reported and not counted. "
-        + (f"{_listing(unjudged)} {'has' if len(unjudged) == 1 else 'have'} no better direction and "
-           f"{'is' if len(unjudged) == 1 else 'are'} reported, never judged. " if unjudged else "")
+        + "".join(unjudged)
         + "The idea shows an effect when all significant comparisons on the primary metric agree in direction, "
         "a mixed result when they disagree, and a null result when none is significant; a setting is called "
         "best only when it is significantly better than the baseline."
@@ -425,10 +431,12 @@ def secondary_table(ctx: PaperContext, a: Analysis) -> str:
         rows.append([_tt(m.name), m.direction, *map(str, counts), largest])
     if not rows:
         return ""
+    shared = any(m.unjudged == "shared_machine" for m in a.setup.metrics)
     caption = ("Secondary metrics: how many run--dataset comparisons were significantly better or worse than the "
                "baseline after Holm correction, how many were not significantly different, how many admitted no "
                "test (zero variance in both groups), and the largest relative change. A metric with no better "
-               "direction is reported, not judged.")
+               "direction" + (", or a wall-clock time measured while other runs shared the machine," if shared
+                              else "") + " is reported, not judged.")
     header = ["Metric", "Goal", "Better", "Worse", "n.s.", "No test", "Largest change"]
     return results_table(header, [rows], caption, "tab:secondary", booktabs=_booktabs(ctx))
 

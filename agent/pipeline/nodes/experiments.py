@@ -145,4 +145,5 @@ def execute(deps: Deps, wd: IdeaWorkdir, name: str, plan: PlannedRun, fixes: int
         return record.model_copy(update={"error": f"edit refused: {e}"})
     files.remove(wd.tree, name)  # a failed earlier attempt's partial output
     got = run_experiment(deps.executor, deps.template, deps.settings.scale, wd.tree, name, plan.args, log_name=name)
-    return record.model_copy(update={"ok": got.ok, "results": got.results, "error": got.error, "wall_s": got.wall_s})
+    return record.model_copy(update={"ok": got.ok, "results": got.results, "error": got.error, "wall_s": got.wall_s,
+                                     "shared": got.shared})

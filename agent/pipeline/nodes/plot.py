@@ -31,7 +31,8 @@ def results_bundle(deps: Deps, wd: IdeaWorkdir) -> Results:
     search the runs and the baseline are its confirmation on fresh seeds (see search.adopt)."""
     runs = wd.runs()
     tree = wd.search()
-    baseline = tree.nodes[tree.confirmed["baseline"]].results if tree else deps.baseline()
+    root = tree.nodes[tree.confirmed["baseline"]] if tree else None
+    baseline = root.results if root else deps.baseline()
     seeds = tree.fresh_seeds if tree else deps.template.seeds_for(deps.settings.scale)
     return Results(
         template=deps.template.name,
@@ -43,7 +44,8 @@ def results_bundle(deps: Deps, wd: IdeaWorkdir) -> Results:
                        "final_info": r.results, "wall_s": r.wall_s} for r in runs if r.ok},
         failed_runs={r.name: {"description": r.planned.description, "error": (r.error or "")[-500:]}
                      for r in runs if not r.ok},
-        analysis=analyze(deps.template, baseline, runs, scale=deps.settings.scale, seeds=seeds).model_dump(mode="json"),
+        analysis=analyze(deps.template, baseline, runs, scale=deps.settings.scale, seeds=seeds,
+                         baseline_shared=bool(root and root.shared)).model_dump(mode="json"),
         search=search.summary(tree).model_dump(mode="json") if tree else None,
     )
 
