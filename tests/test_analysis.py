@@ -249,6 +249,9 @@ def test_a_wall_clock_time_is_judged_only_when_no_run_shared_the_machine(tmp_pat
         assert any("acc is a wall-clock time measured while other runs shared the machine" in f for f in a.findings)
     failed = [runs[0], _run("run_9", runs[0].planned, None).model_copy(update={"shared": True})]
     assert analyze(tpl, _info(BASE), failed, scale="smoke").runs[0].datasets["a"]["acc"].verdict == "better"
+    with pytest.raises(ValueError, match="cannot be wall_clock"):
+        Template.model_validate({**tpl.model_dump(), "metrics": [
+            {"name": "loss", "direction": "minimize", "primary": True, "wall_clock": True}]})
 
 
 def test_zero_variance_differences_are_not_counted(tmp_path):

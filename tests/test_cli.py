@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,16 @@ def test_a_bad_second_template_is_refused_before_the_first_runs(tmp_path: Path) 
     res = cli("run", "--template", "2d_diffusion,no_such_template", cwd=tmp_path, env=env)
     assert "no such template" in _one_line_error(res)
     assert res.stdout == "" and not (tmp_path / "experiments").exists()
+
+
+def test_a_mistyped_run_id_is_answered_with_the_recent_ones(tmp_path: Path) -> None:
+    experiments = tmp_path / "experiments"
+    for i, run_id in enumerate(("20261201-000000-toy-aaaa", "20261202-000000-toy-bbbb")):
+        (experiments / run_id).mkdir(parents=True)
+        (experiments / run_id / "settings.json").write_text("{}")
+        os.utime(experiments / run_id / "settings.json", (1000 + i, 1000 + i))
+    line = _one_line_error(cli("resume", "20261202-000000-toy-bbb", "--experiments", str(experiments), cwd=tmp_path))
+    assert "recent: 20261201-000000-toy-aaaa, 20261202-000000-toy-bbbb" in line
 
 
 def test_status_without_runs(tmp_path: Path) -> None:

@@ -19,12 +19,17 @@ def new_run_id(template: str) -> str:
 def find_run(experiments: Path, run_id: str) -> Path:
     run_dir = experiments / run_id
     if not (run_dir / SETTINGS_FILE).is_file():
-        known = sorted(p.name for p in experiments.glob("*/" + SETTINGS_FILE))
-        hint = f" (recent: {', '.join(p.split('/')[0] for p in known[-3:])})" if known else ""
+        known = _by_age(experiments)
+        hint = f" (recent: {', '.join(known[-3:])})" if known else ""
         raise ConfigError(f"no run {run_id!r} in {experiments}/{hint}")
     return run_dir
 
 
 def latest_run(experiments: Path) -> str | None:
-    runs = sorted(experiments.glob("*/" + SETTINGS_FILE), key=lambda p: p.stat().st_mtime)
-    return runs[-1].parent.name if runs else None
+    runs = _by_age(experiments)
+    return runs[-1] if runs else None
+
+
+def _by_age(experiments: Path) -> list[str]:
+    """The run ids, oldest first."""
+    return [p.parent.name for p in sorted(experiments.glob("*/" + SETTINGS_FILE), key=lambda p: p.stat().st_mtime)]

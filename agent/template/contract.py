@@ -182,6 +182,9 @@ class Template(BaseModel):
             raise ValueError(f"exactly one metric must be primary, found {len(primaries)}")
         if primaries[0].direction == "none":
             raise ValueError(f"the primary metric {primaries[0].name} needs direction minimize or maximize")
+        if primaries[0].wall_clock:  # it must always be judged, and a time shared with other runs cannot be
+            raise ValueError(f"the primary metric {primaries[0].name} cannot be wall_clock: make a time a "
+                             "secondary metric, or primary without wall_clock and run with --parallel 1")
         metric_names = [m.name for m in self.metrics]
         if len(set(metric_names)) != len(metric_names):
             raise ValueError("metric names must be unique")
