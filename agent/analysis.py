@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from scipy import stats
 
 from agent.models import PaperContext, RunRecord
@@ -221,6 +221,12 @@ class MetricInfo(BaseModel):
         default="", description="why it is reported and not judged: it has no better direction, or it is a "
         "wall-clock time and a run it compares shared the machine with other runs")
 
+    @model_validator(mode="after")
+    def _no_direction(self) -> MetricInfo:
+        if self.direction == "none" and not self.unjudged:  # also in analyses archived before the field
+            self.unjudged = "no_direction"
+        return self
+
 
 class Setup(BaseModel):
     """The experimental setup a paper describes, so its numbers are archived too."""
@@ -280,9 +286,7 @@ def _metric_infos(template: Template, shared: bool) -> list[MetricInfo]:
     out = []
     for m in template.metrics:
         info = MetricInfo(**m.model_dump(exclude={"wall_clock"}))
-        if m.direction == "none":
-            info.unjudged = "no_direction"
-        elif m.wall_clock and shared:
+        if m.wall_clock and shared and m.direction != "none":
             info.direction, info.unjudged = "none", "shared_machine"
         out.append(info)
     return out
@@ -505,7 +509,7 @@ _UNJUDGED_WHY = {  # (one metric, several)
 
 def unjudged_why(m: MetricInfo, several: bool = False) -> str:
     """Why a metric with direction `none` is reported and never judged, as a predicate."""
-    return _UNJUDGED_WHY[m.unjudged or "no_direction"][several]
+    return _UNJUDGED_WHY[m.unjudged][several]
 
 
 def failure_kind(error: str | None) -> str:

@@ -323,12 +323,11 @@ def _method(ctx: PaperContext, a: Analysis, rng: random.Random) -> str:
               "The runs form a small grid: each knob alone, then both together, so that an interaction "
               "shows up as a joint effect that differs from the two single effects.")
     unjudged = []  # one sentence per reason a metric is reported and never judged
-    for why in ("no_direction", "shared_machine"):
-        ms = [m for m in a.setup.metrics if m.direction == "none" and (m.unjudged or "no_direction") == why]
-        if ms:
-            many = len(ms) > 1
-            unjudged.append(f"{_listing([_tt(m.name) for m in ms])} {unjudged_why(ms[0], many)}, so "
-                            f"{'they are' if many else 'it is'} reported and never judged. ")
+    for why in dict.fromkeys(m.unjudged for m in a.setup.metrics if m.unjudged):
+        ms = [m for m in a.setup.metrics if m.unjudged == why]
+        many = len(ms) > 1
+        unjudged.append(f"{_listing([_tt(m.name) for m in ms])} {unjudged_why(ms[0], many)}, so "
+                        f"{'they are' if many else 'it is'} reported and never judged. ")
     stats = (
         f"For every run, dataset and metric we average the per-seed values and report the mean, its "
         f"standard error and a {a.ci_level}\\% confidence interval from the $t$ distribution. Each run is "
